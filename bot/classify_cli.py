@@ -1,0 +1,75 @@
+"""`scriabin classify SOURCE...`: the terminal front end of the classifier service.
+
+Sources run concurrently up to the worker count and are printed in input order, as readable
+text or as JSON Lines. One bad source never stops the others; the exit code says if any failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from classifier.errors import ScriabinError
+from classifier.results import Classification
+from classifier.service import ClassifierService
+from config import Settings
+
+from .replies import build_reply, error_text, render_text
+
+log = logging.getLogger(__name__)
+
+
+async def classify_sources(
+    sources: Sequence[str],
+    settings: Settings,
+    model: str | None = None,
+    as_json: bool = False,
+    out: TextIO | None = None,
+) -> int:
+    """Classify every source, print each answer in input order; 0 when all succeeded."""
+    out = out or sys.stdout
+    try:
+        service = ClassifierService(settings, model)
+        await service.start()
+    except ScriabinError as error:
+        print(f"scriabin: {error}", file=sys.stderr)
+        return 2
+    # Never more in flight than workers, so a long list waits its turn instead of being "busy".
+    gate = asyncio.Semaphore(settings.workers)
+
+    async def one(source: str) -> Classification | BaseException:
+        async with gate:
+            try:
+                return await service.classify(source)
+            except Exception as error:
+                return error
+
+    failed = 0
+    try:
+        tasks = [asyncio.create_task(one(source)) for source in sources]
+        for source, task in zip(sources, tasks, strict=True):
+            outcome = await task
+            failed += isinstance(outcome, BaseException)
+            out.write(render(source, outcome, as_json, settings) + "\n")
+            out.flush()
+    finally:
+        await service.close()
+    return 1 if failed else 0
+
+
+def render(
+    source: str, outcome: Classification | BaseException, as_json: bool, settings: Settings
+) -> str:
+    if isinstance(outcome, BaseException):
+        message = error_text(outcome)
+        if as_json:
+            code = outcome.code if isinstance(outcome, ScriabinError) else "internal"
+            return json.dumps({"source": source, "error": message, "code": code})
+        return f"✗ {source}\n{message}\n"
+    if as_json:
+        return json.dumps(outcome.as_json(), ensure_ascii=False)
+    return render_text(build_reply(outcome, settings.uncertain_below)) + "\n"

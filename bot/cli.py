@@ -1,0 +1,181 @@
+"""The `scriabin` command: classify, bot, train, evaluate, models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from config import PROJECT_ROOT, Settings, load_settings
+
+from .logs import configure_logging
+
+log = logging.getLogger("scriabin")
+
+DEFAULT_SPLITS_DIR = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-splits"
+
+
+def package_version() -> str:
+    try:
+        return version("scriabin")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scriabin", description="Tells the music genre of a song from a link or a file."
+    )
+    parser.add_argument("--version", action="version", version=f"scriabin {package_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    classify = commands.add_parser("classify", help="classify links or audio files")
+    classify.add_argument("sources", nargs="+", metavar="SOURCE", help="a URL or a file path")
+    classify.add_argument("--json", action="store_true", help="print JSON Lines")
+    classify.add_argument("--model", help="model name (default: the best measured one)")
+
+    bot = commands.add_parser("bot", help="run the chat bot (console when no token is set)")
+    bot.add_argument("--model", help="model name (default: the best measured one)")
+
+    train = commands.add_parser("train", help="train a model on a GTZAN-layout folder")
+    train.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    train.add_argument("--kind", default="mfcc-cnn", help="model kind (default: mfcc-cnn)")
+    train.add_argument("--name", help="model name (default: the kind)")
+    train.add_argument("--model-version", default="1.0.0", help="version written in the card")
+    train.add_argument("--out", type=Path, help="output folder (default: the models folder)")
+    _add_measure_options(train)
+    train.add_argument("--no-eval", action="store_true", help="skip the held-out measurement")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="measure a model's recipe on clips held out from training"
+    )
+    evaluate.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    evaluate.add_argument("--model", help="model name (default: the best measured one)")
+    _add_measure_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument(
+        "--write-card", action="store_true", help="store the metrics in the model's card"
+    )
+
+    commands.add_parser("models", help="list the available models and their accuracy")
+    return parser
+
+
+def _add_measure_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    parser.add_argument(
+        "--splits",
+        type=Path,
+        default=DEFAULT_SPLITS_DIR,
+        help="folder with the artist-filtered split lists (used on the full GTZAN)",
+    )
+    parser.add_argument("--epochs", type=int, help="override the recipe's training epochs")
+    parser.add_argument(
+        "--limit-per-genre", type=int, help="use only the first N clips of each genre"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except Exception as error:  # a bad setting is the operator's to fix: say which, plainly
+        print(f"scriabin: invalid settings: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings, verbose=args.verbose)
+    handlers = {
+        "classify": classify_command,
+        "bot": bot_command,
+        "train": train_command,
+        "evaluate": evaluate_command,
+        "models": models_command,
+    }
+    try:
+        return handlers[args.command](args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def classify_command(args: argparse.Namespace, settings: Settings) -> int:
+    from .classify_cli import classify_sources
+
+    return asyncio.run(classify_sources(args.sources, settings, args.model, args.json))
+
+
+def bot_command(args: argparse.Namespace, settings: Settings) -> int:
+    from .runner import run_bot
+
+    if args.model:
+        settings = settings.model_copy(update={"model": args.model})
+    asyncio.run(run_bot(settings))
+    return 0
+
+
+def train_command(args: argparse.Namespace, settings: Settings) -> int:
+    from classifier.evaluate import format_report
+    from classifier.train import recipe_class, run_training
+
+    recipe = recipe_class(args.kind)()
+    if args.epochs is not None:
+        recipe.epochs = args.epochs
+    card, evaluation = run_training(
+        args.data_dir,
+        recipe,
+        name=args.name or args.kind,
+        version=args.model_version,
+        out_dir=args.out or settings.models_dir,
+        folds=args.folds,
+        splits_dir=args.splits,
+        evaluate=not args.no_eval,
+        limit_per_genre=args.limit_per_genre,
+    )
+    if evaluation is not None:
+        print(format_report(evaluation, f"{card.name} {card.version} on {args.data_dir}"))
+    print(f"wrote {card.model_path} and {card.path}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
+    from classifier.evaluate import format_report, run_evaluation
+    from classifier.model import find_card
+
+    card = find_card(args.model or settings.model, settings.models_dir)
+    evaluation = run_evaluation(
+        args.data_dir,
+        card,
+        folds=args.folds,
+        splits_dir=args.splits,
+        epochs=args.epochs,
+        limit_per_genre=args.limit_per_genre,
+        write_card=args.write_card,
+    )
+    if args.json:
+        print(json.dumps(evaluation.as_metrics(), indent=2))
+    else:
+        print(format_report(evaluation, f"{card.name} {card.version} recipe on {args.data_dir}"))
+    return 0
+
+
+def models_command(args: argparse.Namespace, settings: Settings) -> int:
+    from classifier.model import available_models
+
+    cards = available_models(settings.models_dir)
+    if not cards:
+        print(f"no models in {settings.models_dir}")
+        return 1
+    for rank, card in enumerate(cards):
+        accuracy = card.headline_accuracy
+        figure = "not measured" if accuracy is None else f"held-out accuracy {accuracy:.3f}"
+        default = "  (default)" if rank == 0 else ""
+        print(f"{card.name} {card.version} [{card.kind}]: {figure}{default}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The console adapter: a local chat in the terminal that answers a pasted link or file path
+exactly as the chat bots do, so Scriabin can be tried with nothing set up."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from classifier.pipeline import is_url
+
+from .core import Answer, GenreBot, Request
+from .links import first_link
+from .replies import HELP_TEXT, render_text
+
+PROMPT = "> "
+GREETING = (
+    "Scriabin console. Paste a song link or the path of an audio file; "
+    "/help for help, /quit to leave."
+)
+CONSOLE_HELP = HELP_TEXT + "\nHere, paste a link or a file path. /quit leaves."
+NOT_UNDERSTOOD = "Send me a link or the path of an audio file (/help for help)."
+
+
+def parse_source(line: str) -> str | Path | None:
+    """A link anywhere in the line, else the line as a file path (quotes from drag-and-drop
+    removed); None when it is neither."""
+    link = first_link(line)
+    if link:
+        return link
+    text = line.strip()
+    try:
+        parts = shlex.split(text)
+    except ValueError:
+        parts = [text]
+    candidate = parts[0] if len(parts) == 1 else text
+    if is_url(candidate):
+        return candidate  # a non-web scheme: the service refuses it with a clear reason
+    path = Path(candidate).expanduser()
+    return path if candidate and path.exists() else None
+
+
+class ConsoleAdapter:
+    name = "console"
+
+    def __init__(
+        self, bot: GenreBot, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
+    ) -> None:
+        self.bot = bot
+        self.stdin = stdin
+        self.stdout = stdout
+        self._lines: asyncio.Queue[str | None] | None = None
+
+    def say(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lines = asyncio.Queue()
+        lines = self._lines
+        # A daemon thread, so a blocked read never keeps the process alive after Ctrl-C.
+        threading.Thread(target=self._read_lines, args=(loop, lines), daemon=True).start()
+        self.say(GREETING)
+        while True:
+            self.stdout.write(PROMPT)
+            self.stdout.flush()
+            line = await lines.get()
+            if line is None or line.strip() in ("/quit", "/exit"):
+                self.say("Bye!")
+                return
+            await self.handle(line)
+
+    async def handle(self, line: str) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if text in ("/help", "/start", "help"):
+            self.say(CONSOLE_HELP)
+            return
+        source = parse_source(text)
+        if source is None:
+            self.say(NOT_UNDERSTOOD)
+            return
+        self.say("Listening…")
+        answer = await self.bot.answer(Request(source, user="console"))
+        self.say(format_answer(answer))
+
+    def _read_lines(
+        self, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]
+    ) -> None:
+        try:
+            for line in self.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+        except RuntimeError:
+            pass  # the loop closed while we were waiting for input: nobody is listening
+
+    async def stop(self) -> None:
+        if self._lines is not None:
+            self._lines.put_nowait(None)
+
+
+def format_answer(answer: Answer) -> str:
+    if answer.reply is not None:
+        return render_text(answer.reply)
+    return f"⚠ {answer.error}"

@@ -1,0 +1,64 @@
+"""Per-user limits shared by every adapter: a cooldown between requests and one job at a time."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from classifier.errors import ScriabinError
+
+
+class CoolingDown(ScriabinError):
+    code = "cooldown"
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__(f"Easy there! You can ask again in {seconds} s.")
+
+
+class AlreadyWorking(ScriabinError):
+    code = "one_at_a_time"
+
+    def __init__(self) -> None:
+        super().__init__("I'm still working on your previous song. One at a time, please.")
+
+
+class UserLimits:
+    """Admits a user's request only when their cooldown has passed and no job of theirs runs.
+
+    The cooldown counts from the start of the user's last admitted request, so a slow song
+    does not lengthen the wait for the next one.
+    """
+
+    def __init__(self, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._last_start: dict[str, float] = {}
+        self._running: set[str] = set()
+
+    @contextmanager
+    def admit(self, user: str) -> Iterator[None]:
+        """Hold the user's slot for the duration of the block; raise if they must wait."""
+        if user in self._running:
+            raise AlreadyWorking()
+        now = self._clock()
+        last = self._last_start.get(user)
+        if last is not None and now - last < self.cooldown_s:
+            raise CoolingDown(self.cooldown_s - (now - last))
+        self._last_start[user] = now
+        self._running.add(user)
+        self._forget_expired(now)
+        try:
+            yield
+        finally:
+            self._running.discard(user)
+
+    def _forget_expired(self, now: float) -> None:
+        # Keeps the table as small as the number of users active within one cooldown.
+        if len(self._last_start) > 1024:
+            expired = [u for u, t in self._last_start.items() if now - t >= self.cooldown_s]
+            for user in expired:
+                del self._last_start[user]

@@ -1,0 +1,151 @@
+"""The one place that turns a Classification (or an error) into what a user reads, so the
+console, Discord and Telegram all say the same thing."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from classifier.errors import ScriabinError
+from classifier.results import Classification, GenreScore, TagScore
+
+log = logging.getLogger(__name__)
+
+TOP_GENRES = 3
+BAR_WIDTH = 10
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+# Typography only: the genre list itself comes from the model's card.
+_SPELLING = {"hiphop": "Hip-hop", "rnb": "R&B", "edm": "EDM"}
+
+HELP_TEXT = (
+    "Send me a song and I'll tell you its genre.\n"
+    "• a link to YouTube or any site yt-dlp supports\n"
+    "• or an audio/video file (mp3, m4a, ogg, opus, flac, wav, webm, mp4…)\n"
+    "I listen to stretches spread over the whole song and answer with the top genres."
+)
+APOLOGY = "Sorry, something went wrong on my side while listening to that. Please try again later."
+
+
+@dataclass(frozen=True)
+class GenreReply:
+    """A platform-neutral answer: every adapter lays these fields out in its own way."""
+
+    title: str | None
+    url: str | None
+    genres: tuple[GenreScore, ...]
+    tags: tuple[TagScore, ...]
+    uncertain: bool
+    listened: str
+    model: str
+
+    @property
+    def heading(self) -> str:
+        return self.title or "Your song"
+
+    @property
+    def verdict(self) -> str:
+        top = self.genres[0]
+        if self.uncertain:
+            runner_up = self.genres[1]
+            return (
+                f"Not sure about this one: somewhere between "
+                f"{genre_label(top.genre)} and {genre_label(runner_up.genre)}."
+            )
+        return f"Sounds like {genre_label(top.genre)}."
+
+    @property
+    def tags_line(self) -> str | None:
+        if not self.tags:
+            return None
+        return "also: " + ", ".join(tag.tag for tag in self.tags)
+
+
+def genre_label(genre: str) -> str:
+    return _SPELLING.get(genre, genre.capitalize())
+
+
+def percent(confidence: float) -> str:
+    return f"{round(confidence * 100):d}%"
+
+
+def confidence_bar(confidence: float, width: int = BAR_WIDTH) -> str:
+    """A bar of `width` cells filled in eighths, e.g. '██████▌   ' for 0.65."""
+    eighths = round(max(0.0, min(1.0, confidence)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    bar = "█" * full + (_EIGHTHS[rest] if rest else "")
+    return bar.ljust(width)
+
+
+def clock(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def listened_text(result: Classification) -> str:
+    segments = len(result.segments)
+    if result.analysed_s >= result.duration_s - 0.5:
+        return f"Listened to the whole song ({clock(result.duration_s)})."
+    return (
+        f"Listened to {clock(result.analysed_s)} of {clock(result.duration_s)}: "
+        f"{segments} stretches spread over the whole song."
+    )
+
+
+def build_reply(result: Classification, uncertain_below: float) -> GenreReply:
+    return GenreReply(
+        title=result.title,
+        url=result.url,
+        genres=result.genres[:TOP_GENRES],
+        tags=result.tags,
+        uncertain=result.top.confidence < uncertain_below,
+        listened=listened_text(result),
+        model=f"{result.model.name} {result.model.version}",
+    )
+
+
+def genre_lines(reply: GenreReply) -> list[str]:
+    width = max(len(genre_label(score.genre)) for score in reply.genres)
+    return [
+        f"{genre_label(score.genre):<{width}}  {confidence_bar(score.confidence)}"
+        f"  {percent(score.confidence):>4}"
+        for score in reply.genres
+    ]
+
+
+def render_text(reply: GenreReply) -> str:
+    """Plain text for terminals and chats without rich layout."""
+    lines = [f"🎵 {reply.heading}", reply.verdict, *genre_lines(reply)]
+    if reply.tags_line:
+        lines.append(reply.tags_line)
+    lines.append(f"{reply.listened} Model: {reply.model}.")
+    return "\n".join(lines)
+
+
+def error_text(error: BaseException) -> str:
+    """What the user reads when their request failed: our own message, or an apology."""
+    if isinstance(error, ScriabinError):
+        return str(error)
+    log.error("unexpected failure", exc_info=error)
+    return APOLOGY
+
+
+def render_html(reply: GenreReply) -> str:
+    """Telegram's HTML parse mode: the title links to the song and the bars sit in a monospace
+    block so they line up. Titles and file names come from users, so every text is escaped."""
+    # Imported here so that this renderer can be appended without touching the module's head.
+    from html import escape
+
+    heading = escape(reply.heading)
+    if reply.url and reply.url.lower().startswith(("http://", "https://")):
+        heading = f'<a href="{escape(reply.url)}">{heading}</a>'
+    lines = [
+        f"🎵 <b>{heading}</b>",
+        escape(reply.verdict),
+        "<pre>" + escape("\n".join(genre_lines(reply))) + "</pre>",
+    ]
+    if reply.tags_line:
+        lines.append(f"<i>{escape(reply.tags_line)}</i>")
+    lines.append(f"<i>{escape(reply.listened)} Model: {escape(reply.model)}.</i>")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""Decoding any container and codec to mono float32 at the model's sample rate with PyAV,
+whose wheels carry FFmpeg's libraries, so no system ffmpeg is ever needed."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+from .errors import AudioTooShort, NotAudio, TooLong
+
+log = logging.getLogger(__name__)
+
+# Below this peak level (about -80 dBFS) a whole file is treated as silence.
+SILENCE_PEAK = 1e-4
+
+
+def decode_audio(
+    source: Path | bytes | BinaryIO,
+    sample_rate: int,
+    max_duration_s: float | None = None,
+    min_duration_s: float = 0.0,
+) -> np.ndarray:
+    """Decode the first audio stream of `source` to mono float32 samples at `sample_rate`.
+
+    Raises NotAudio for data that is not decodable audio (corrupt, empty, an image, a text
+    file, a video without sound), TooLong past `max_duration_s`, and AudioTooShort under
+    `min_duration_s`. A stream that breaks off part-way keeps what was decoded before the break.
+    """
+    file = io.BytesIO(source) if isinstance(source, bytes) else source
+    if isinstance(file, Path):
+        file = str(file)
+    try:
+        container = av.open(file, mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, IndexError) as error:
+        log.debug("cannot open media: %s", error)
+        raise NotAudio("That doesn't look like an audio or video file I can read.") from None
+    with container:
+        if not container.streams.audio:
+            raise NotAudio("There's no sound in that file.")
+        stream = container.streams.audio[0]
+        declared = _declared_duration(container, stream)
+        if max_duration_s is not None and declared is not None and declared > max_duration_s:
+            raise TooLong(_too_long_text(max_duration_s))
+        samples = _decode_stream(container, stream, sample_rate, max_duration_s)
+    if samples.size == 0:
+        raise NotAudio("That file has no audio in it that I could decode.")
+    duration = samples.size / sample_rate
+    if duration < min_duration_s:
+        raise AudioTooShort(
+            f"That's only {duration:.1f} s of audio; send at least {min_duration_s:.0f} s."
+        )
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        raise NotAudio("That recording is silent.")
+    return samples
+
+
+def _declared_duration(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _decode_stream(
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    sample_rate: int,
+    max_duration_s: float | None,
+) -> np.ndarray:
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    limit = None if max_duration_s is None else int(max_duration_s * sample_rate) + sample_rate
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunk = out.to_ndarray().reshape(-1)
+                chunks.append(chunk)
+                total += chunk.size
+            if limit is not None and total > limit:
+                raise TooLong(_too_long_text(max_duration_s or 0))
+    except av.FFmpegError as error:
+        # Truncated downloads and damaged tails: keep what was decoded before the damage.
+        log.debug("decoding stopped early: %s", error)
+        if total == 0:
+            raise NotAudio("That file is damaged: I couldn't decode any audio from it.") from None
+    else:
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    samples = np.concatenate(chunks).astype(np.float32, copy=False)
+    # Decoders can overshoot full scale slightly; the features expect [-1, 1].
+    np.clip(samples, -1.0, 1.0, out=samples)
+    return samples
+
+
+def _too_long_text(max_duration_s: float) -> str:
+    if max_duration_s < 120:
+        return f"That's longer than {max_duration_s:.0f} seconds, the longest I listen to."
+    return f"That's longer than {max_duration_s / 60:.0f} minutes, the longest I listen to."

@@ -1,0 +1,105 @@
+"""The blocking pipeline one worker runs per request: fetch -> decode -> features -> model ->
+aggregate. Each stage lives in its own module; this one only strings them together."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from config import Settings
+
+from .aggregate import ranked_genres, song_probabilities, strongest_tags, timeline
+from .audio import decode_audio
+from .errors import AudioTooShort, InvalidSource
+from .fetch import fetch_audio
+from .model import GenreModel
+from .results import Classification, ModelRef, Source, Timings, Upload
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+_WINDOWS_DRIVE = re.compile(r"^[a-zA-Z]:[\\/]")
+
+
+def is_url(text: str) -> bool:
+    """Whether a source given as text is meant as a link (any scheme) rather than a file path."""
+    text = text.strip()
+    if _WINDOWS_DRIVE.match(text):
+        return False
+    return bool(_SCHEME.match(text)) or text.lower().startswith("www.")
+
+
+def classify_source(source: Source, model: GenreModel, settings: Settings) -> Classification:
+    """Classify a link, a local file or uploaded bytes. Raises ScriabinError subclasses."""
+    started = time.perf_counter()
+    card = model.card
+    limits = {"max_duration_s": settings.max_duration_s, "min_duration_s": card.segment_s}
+    if isinstance(source, Upload):
+        audio = decode_audio(source.data, card.sample_rate, **limits)
+        fetched_s, title, url = 0.0, source.filename, None
+    elif isinstance(source, Path) or not is_url(source):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise InvalidSource(f"I can't find a file called {path.name!r}.")
+        audio = decode_audio(path, card.sample_rate, **limits)
+        fetched_s, title, url = 0.0, path.name, None
+    else:
+        link = source.strip()
+        if link.lower().startswith("www."):
+            link = "https://" + link
+        with fetch_audio(link, settings) as fetched:
+            fetched_s = time.perf_counter() - started
+            audio = decode_audio(fetched.path, card.sample_rate, **limits)
+        title, url = fetched.title, fetched.url or link
+    decoded = time.perf_counter()
+    return classify_audio(
+        audio,
+        model,
+        settings.max_segments,
+        source=str(source),
+        title=title,
+        url=url,
+        fetch_s=fetched_s,
+        decode_s=decoded - started - fetched_s,
+        started=started,
+    )
+
+
+def classify_audio(
+    audio: np.ndarray,
+    model: GenreModel,
+    max_segments: int,
+    *,
+    source: str = "audio",
+    title: str | None = None,
+    url: str | None = None,
+    fetch_s: float = 0.0,
+    decode_s: float = 0.0,
+    started: float | None = None,
+) -> Classification:
+    """Classify decoded mono samples at the model's sample rate."""
+    started = time.perf_counter() if started is None else started
+    card = model.card
+    predictions = model.predict(audio, max_segments)
+    if len(predictions.probabilities) == 0:
+        raise AudioTooShort(f"That's too short: send at least {card.segment_s:.0f} s of audio.")
+    probabilities = song_probabilities(predictions.probabilities)
+    return Classification(
+        source=source,
+        title=title,
+        duration_s=round(len(audio) / card.sample_rate, 2),
+        analysed_s=round(len(predictions.starts_s) * predictions.segment_s, 2),
+        genres=ranked_genres(probabilities, card.genres),
+        segments=timeline(predictions, card.genres),
+        model=ModelRef(card.name, card.version),
+        tags=strongest_tags(predictions),
+        url=url,
+        timings=Timings(
+            fetch_s=round(fetch_s, 4),
+            decode_s=round(decode_s, 4),
+            features_s=round(predictions.features_s, 4),
+            inference_s=round(predictions.inference_s, 4),
+            total_s=round(time.perf_counter() - started, 4),
+        ),
+    )

@@ -1,0 +1,85 @@
+"""The plain, frozen results the pipeline hands to every front end; JSON is `as_json()`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Audio bytes a user sent through a chat (an attachment, a voice message)."""
+
+    data: bytes
+    filename: str = "upload"
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+Source = str | Path | Upload
+
+
+@dataclass(frozen=True)
+class GenreScore:
+    genre: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TagScore:
+    """A descriptive tag (era, mood, instrumentation) some models give besides genres."""
+
+    tag: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One analysed stretch of the song and the genre it sounded most like."""
+
+    start_s: float
+    end_s: float
+    genre: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent in each stage of one request (fetch is 0 for local files)."""
+
+    fetch_s: float = 0.0
+    decode_s: float = 0.0
+    features_s: float = 0.0
+    inference_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Classification:
+    source: str
+    title: str | None
+    duration_s: float
+    analysed_s: float
+    genres: tuple[GenreScore, ...]
+    segments: tuple[Segment, ...]
+    model: ModelRef
+    tags: tuple[TagScore, ...] = ()
+    url: str | None = None
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def top(self) -> GenreScore:
+        return self.genres[0]
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object of the CLI's `--json` output (and of any future HTTP API)."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,137 @@
+"""Scriabin's one settings object: defaults from config/defaults.toml, then .env, then the
+environment (SCRIABIN_* plus DISCORD_TOKEN and TELEGRAM_TOKEN), then explicit arguments."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent
+DEFAULTS_FILE = CONFIG_DIR / "defaults.toml"
+PROJECT_ROOT = CONFIG_DIR.parent
+DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+
+
+class Settings(BaseSettings):
+    """Everything that can be tuned without touching code. Field descriptions feed the README."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCRIABIN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    models_dir: Path = Field(DEFAULT_MODELS_DIR, description="Folder of model files and cards")
+    model: str | None = Field(None, description="Model name; empty picks the best measured one")
+
+    max_duration_s: float = Field(1200, gt=0, description="Longest media accepted, in seconds")
+    max_download_mb: float = Field(50, gt=0, description="Largest download accepted, in MB")
+    network_timeout_s: float = Field(20, gt=0, description="Network timeout of each request")
+    cookies_file: Path | None = Field(
+        None, description="Netscape cookies file for yt-dlp (a secret: never logged)"
+    )
+    allow_private_networks: bool = Field(
+        False, description="Allow links to private/loopback addresses (self-hosting, tests)"
+    )
+    allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="CIDRs allowed although private, comma-separated in the environment"
+    )
+
+    max_segments: int = Field(40, ge=1, description="Segments analysed per song, spread evenly")
+    workers: int = Field(2, ge=1, description="Worker threads running the pipeline")
+    queue_size: int = Field(8, ge=0, description="Requests that may wait beyond busy workers")
+    cache_size: int = Field(256, ge=0, description="Recent link results kept in memory")
+
+    cooldown_s: float = Field(15, ge=0, description="Per-user pause between requests")
+    uncertain_below: float = Field(
+        0.35, ge=0, le=1, description="Top confidence under which a reply says it is unsure"
+    )
+
+    discord_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DISCORD_TOKEN", "SCRIABIN_DISCORD_TOKEN", "discord_token"),
+        description="Discord bot token (env DISCORD_TOKEN)",
+    )
+    discord_api_url: str | None = Field(
+        None, description="Discord API base URL, for testing and proxies only"
+    )
+    discord_guild_id: int | None = Field(
+        None, description="Sync slash commands to this one server (instant, for development)"
+    )
+    discord_max_upload_mb: float = Field(25, gt=0, description="Largest Discord attachment")
+    discord_message_content: bool = Field(
+        False,
+        description="Use Discord's privileged Message Content intent (link autodetect needs it)",
+    )
+    telegram_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "TELEGRAM_TOKEN", "SCRIABIN_TELEGRAM_TOKEN", "telegram_token"
+        ),
+        description="Telegram bot token (env TELEGRAM_TOKEN)",
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org/bot", description="Bot API base URL (self-hosted servers)"
+    )
+    telegram_file_url: str = Field(
+        "https://api.telegram.org/file/bot", description="Bot API file base URL"
+    )
+    telegram_max_upload_mb: float = Field(
+        20, gt=0, description="Largest Telegram upload the Bot API lets the bot download"
+    )
+    database_path: Path = Field(
+        Path("scriabin.sqlite3"), description="SQLite file for per-server bot preferences"
+    )
+    log_level: str = Field("INFO", description="Logging level")
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _empty_model_means_default(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for network in value or ():
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=DEFAULTS_FILE),
+        )
+
+    @property
+    def max_download_bytes(self) -> int:
+        return int(self.max_download_mb * 1024 * 1024)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once at start; explicit overrides win over every other source."""
+    return Settings(**overrides)

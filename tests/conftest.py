@@ -1,0 +1,50 @@
+"""Shared test fixtures: settings isolated from the developer's environment, the shared data
+folder (skipped cleanly when ../shared is absent), and one warmed classifier service."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from config import PROJECT_ROOT, Settings, load_settings
+
+SHARED_DIR = PROJECT_ROOT.parent / "shared"
+GTZAN_MINI = SHARED_DIR / "data" / "gtzan-mini"
+SEED_MODEL = SHARED_DIR / "seed-model" / "music_genre_cnn.hdf5"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's tokens, .env or SCRIABIN_* settings."""
+    for name in list(os.environ):
+        if name.startswith("SCRIABIN_") or name in ("DISCORD_TOKEN", "TELEGRAM_TOKEN"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for tests: the local test servers live on 127.0.0.1, so private is allowed."""
+    return load_settings(
+        allow_private_networks=True,
+        cooldown_s=0,
+        database_path=tmp_path / "scriabin.sqlite3",
+    )
+
+
+@pytest.fixture
+def gtzan_mini() -> Path:
+    if not GTZAN_MINI.is_dir():
+        pytest.skip("../shared/data/gtzan-mini is not beside the project")
+    return GTZAN_MINI
+
+
+@pytest.fixture
+def seed_model() -> Path:
+    if not SEED_MODEL.is_file():
+        pytest.skip("../shared/seed-model is not beside the project")
+    return SEED_MODEL

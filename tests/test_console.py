@@ -1,0 +1,46 @@
+"""The console adapter answers exactly as the chat bots do, and never crashes on bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from bot.console import ConsoleAdapter, parse_source
+from bot.core import GenreBot
+from classifier.service import ClassifierService
+from config import Settings
+from tests.audio_fixtures import write_song
+
+
+async def test_console_session(settings: Settings, tmp_path: Path) -> None:
+    song = write_song(tmp_path / "my song", seconds=6, fmt="mp3")
+    lines = ["/help", "hello?", f'"{song}"', "file:///etc/passwd", "", "/quit", "never read"]
+    stdout = io.StringIO()
+    async with ClassifierService(settings) as service:
+        console = ConsoleAdapter(GenreBot(service), io.StringIO("\n".join(lines) + "\n"), stdout)
+        await console.run()
+    out = stdout.getvalue()
+    assert "paste a link or a file path" in out
+    assert "Send me a link or the path of an audio file" in out
+    assert "🎵 my song.mp3" in out and out.count("%") >= 3
+    assert "⚠" in out and "http" in out.lower()
+    assert out.rstrip().endswith("Bye!")
+    assert "Traceback" not in out
+
+
+async def test_console_ends_at_end_of_input(settings: Settings) -> None:
+    stdout = io.StringIO()
+    async with ClassifierService(settings) as service:
+        await ConsoleAdapter(GenreBot(service), io.StringIO(""), stdout).run()
+    assert "Bye!" in stdout.getvalue()
+
+
+def test_parse_source(tmp_path: Path) -> None:
+    song = tmp_path / "a b.mp3"
+    song.write_bytes(b"x")
+    assert parse_source("look: https://youtu.be/abcdefghijk!") == (
+        "https://www.youtube.com/watch?v=abcdefghijk"
+    )
+    assert parse_source(f"'{song}'") == song
+    assert parse_source(str(song)) == song
+    assert parse_source("just words") is None
