@@ -39,15 +39,23 @@ class UserLimits:
         self._last_start: dict[str, float] = {}
         self._running: set[str] = set()
 
+    def refusal(self, user: str) -> ScriabinError | None:
+        """Why the user would be refused right now, without taking their slot: lets adapters
+        skip downloading an attachment for a request that cannot run."""
+        if user in self._running:
+            return AlreadyWorking()
+        last = self._last_start.get(user)
+        if last is not None and self._clock() - last < self.cooldown_s:
+            return CoolingDown(self.cooldown_s - (self._clock() - last))
+        return None
+
     @contextmanager
     def admit(self, user: str) -> Iterator[None]:
         """Hold the user's slot for the duration of the block; raise if they must wait."""
-        if user in self._running:
-            raise AlreadyWorking()
+        refusal = self.refusal(user)
+        if refusal is not None:
+            raise refusal
         now = self._clock()
-        last = self._last_start.get(user)
-        if last is not None and now - last < self.cooldown_s:
-            raise CoolingDown(self.cooldown_s - (now - last))
         self._last_start[user] = now
         self._running.add(user)
         self._forget_expired(now)

@@ -6,12 +6,13 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from config import Settings
 
 # Libraries whose request logs carry URLs with tokens in them (Telegram puts the bot token in
 # the path) or that are chatty at INFO: kept at WARNING whatever the app's level.
-_QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "discord.http", "discord.gateway", "absl")
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "discord.http", "discord.gateway", "absl")
 
 
 class SecretScrubber(logging.Filter):
@@ -19,17 +20,30 @@ class SecretScrubber(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = [secret for secret in secrets if secret and len(secret) >= 6]
+        spellings = set()
+        for secret in secrets:
+            if secret and len(secret) >= 6:
+                # URLs carry tokens percent-encoded too (Telegram's file links: ':' -> '%3A').
+                spellings.update({secret, quote(secret, safe=""), quote(secret)})
+        self.secrets = sorted(spellings, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
             return True
-        message = record.getMessage()
-        text = message
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record: keep its template, drop what may hold a secret
+            text, record.args = str(record.msg), None
         for secret in self.secrets:
             text = text.replace(secret, "[redacted]")
-        if text != message:
-            record.msg, record.args = text, None
+        # Freeze the scrubbed text: arguments a library mutates after logging (a dict it fills
+        # in later, say) cannot bring the secret back when another handler formats the record.
+        record.msg, record.args = text, None
+        if record.exc_info and record.exc_text is None:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            for secret in self.secrets:
+                record.exc_text = record.exc_text.replace(secret, "[redacted]")
         return True
 
 
@@ -52,5 +66,5 @@ def configure_logging(settings: Settings, verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in _QUIET_LOGGERS:
+    for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, level))

@@ -49,7 +49,7 @@ async def run_bot(settings: Settings, adapters: list[ChatAdapter] | None = None)
             from .console import ConsoleAdapter
 
             # One person at their own terminal: the chat cooldown would only get in the way.
-            adapters = [ConsoleAdapter(GenreBot(service, cooldown_s=0))]
+            adapters = [ConsoleAdapter(GenreBot(service, cooldown_s=0, local_files=True))]
         log.info("starting: %s", ", ".join(adapter.name for adapter in adapters))
         tasks = [asyncio.create_task(adapter.run(), name=adapter.name) for adapter in adapters]
         try:

@@ -91,9 +91,11 @@ def seed_features(audio: np.ndarray) -> np.ndarray:
     rows = []
     for index in range(SEED_SEGMENTS):
         segment = audio[index * SEED_SEGMENT_SAMPLES : (index + 1) * SEED_SEGMENT_SAMPLES]
-        mfcc = librosa.feature.mfcc(y=segment, sr=SEED_SAMPLE_RATE, **SEED_MFCC).T
-        if len(mfcc) == SEED_FRAMES:  # the original dropped segments of any other length
-            rows.append(mfcc)
+        # The original dropped segments of any other length; librosa's centred frames make
+        # that 1 + samples // hop, known before computing anything.
+        if 1 + len(segment) // SEED_MFCC["hop_length"] != SEED_FRAMES:
+            continue
+        rows.append(librosa.feature.mfcc(y=segment, sr=SEED_SAMPLE_RATE, **SEED_MFCC).T)
     return np.asarray(rows, dtype=np.float32).reshape(-1, SEED_FRAMES, SEED_MFCC["n_mfcc"], 1)
 
 

@@ -18,7 +18,7 @@ from bot.replies import (
     render_text,
 )
 from classifier.errors import TooLong
-from classifier.results import Classification, GenreScore, ModelRef, Segment, TagScore
+from classifier.results import Classification, GenreScore, ModelRef, Segment, TagScore, Upload
 from classifier.service import ClassifierService
 from config import Settings
 from tests.audio_fixtures import write_song
@@ -137,7 +137,25 @@ async def test_bot_answers_never_raise(settings: Settings, tmp_path: Path) -> No
         assert not bad.ok and bad.error_code == "invalid_source"
         cooling = await bot.answer(Request("ftp://nowhere/x.mp3", user="u1"))
         assert cooling.error_code == "cooldown"
-        good = await bot.answer(Request(write_song(tmp_path / "s", 4, "wav"), user="u2"))
+        song = write_song(tmp_path / "s", 4, "wav")
+        good = await bot.answer(Request(Upload(song.read_bytes(), "s.wav"), user="u2"))
         assert good.ok and good.reply is not None and len(good.reply.genres) == 3
-        broken = await bot.answer(Request(object(), user="u3"))  # type: ignore[arg-type]
+        assert bot.refusal("u2") is not None and bot.refusal("u4") is None
+        operator = GenreBot(service, local_files=True)
+        broken = await operator.answer(Request(object(), user="u3"))  # type: ignore[arg-type]
         assert broken.error == APOLOGY and broken.error_code == "internal"
+
+
+async def test_chat_users_cannot_name_files_on_the_bot_machine(
+    settings: Settings, tmp_path: Path
+) -> None:
+    song = write_song(tmp_path / "private", 4, "wav")
+    async with ClassifierService(settings) as service:
+        bot = GenreBot(service)
+        for source in (str(song), song, "/etc/passwd", "../secrets.mp3"):
+            answer = await bot.answer(Request(source, user="chat-user"))
+            assert answer.error_code == "invalid_source"
+            assert "link" in (answer.error or "")
+        # The operator's console may.
+        local = await GenreBot(service, local_files=True).answer(Request(song, user="console"))
+        assert local.ok

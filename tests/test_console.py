@@ -17,7 +17,9 @@ async def test_console_session(settings: Settings, tmp_path: Path) -> None:
     lines = ["/help", "hello?", f'"{song}"', "file:///etc/passwd", "", "/quit", "never read"]
     stdout = io.StringIO()
     async with ClassifierService(settings) as service:
-        console = ConsoleAdapter(GenreBot(service), io.StringIO("\n".join(lines) + "\n"), stdout)
+        console = ConsoleAdapter(
+            GenreBot(service, local_files=True), io.StringIO("\n".join(lines) + "\n"), stdout
+        )
         await console.run()
     out = stdout.getvalue()
     assert "paste a link or a file path" in out
@@ -31,7 +33,7 @@ async def test_console_session(settings: Settings, tmp_path: Path) -> None:
 async def test_console_ends_at_end_of_input(settings: Settings) -> None:
     stdout = io.StringIO()
     async with ClassifierService(settings) as service:
-        await ConsoleAdapter(GenreBot(service), io.StringIO(""), stdout).run()
+        await ConsoleAdapter(GenreBot(service, local_files=True), io.StringIO(""), stdout).run()
     assert "Bye!" in stdout.getvalue()
 
 

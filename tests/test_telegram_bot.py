@@ -1,0 +1,493 @@
+"""The Telegram adapter end to end: the real Application polling a stand-in Bot API on 127.0.0.1,
+the real classifier service and model, and yt-dlp fetching songs from a local HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import pytest_asyncio
+from telegram.ext import AIORateLimiter
+
+from bot.core import GenreBot
+from bot.limits import CoolingDown
+from bot.replies import APOLOGY, genre_label
+from bot.runner import chat_adapters
+from bot.telegram_bot import PLACEHOLDER, TelegramAdapter, concurrent_update_limit
+from classifier.service import ClassifierService
+from config import Settings, load_settings
+from tests.audio_fixtures import write_song
+from tests.telegram_standin import BOT_USERNAME, BotApiStandIn, BotMessage
+
+if TYPE_CHECKING:
+    from tests.http_server import LocalServer
+
+pytest_plugins = ["tests.http_server"]
+# One event loop for the module, so that one classifier service (and one model load) serves
+# every test.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# Shaped like a real token, so that a leak would look like one.
+TOKEN = "5550001234:AAH-standin-Token_9fK2xQ7mZ"
+COOLDOWN_S = 30
+MAX_DURATION_S = 40
+MB = 1024 * 1024
+# A genre row of the answer: label, bar, percentage.
+GENRE_ROW = re.compile(r"^(?P<label>.+?) +(?P<bar>[█▏▎▍▌▋▊▉]*) *(?P<percent>\d{1,3})%$")
+
+
+def scriabin_settings(**overrides: Any) -> Settings:
+    """Settings of these tests. The cooldown is a real one: every test's users are new, so it
+    only shows where one user asks twice."""
+    defaults: dict[str, Any] = {
+        "telegram_token": TOKEN,
+        "allow_private_networks": True,
+        "cooldown_s": COOLDOWN_S,
+        "max_duration_s": MAX_DURATION_S,
+        "network_timeout_s": 5,
+        "workers": 2,
+        "queue_size": 8,
+    }
+    return load_settings(**{**defaults, **overrides})
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ClassifierService]:
+    # Module fixtures start before the per-test isolation of conftest: isolate here too.
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("SCRIABIN_") or name in ("DISCORD_TOKEN", "TELEGRAM_TOKEN"):
+                patch.delenv(name)
+        patch.chdir(tmp_path_factory.mktemp("service"))
+        settings = scriabin_settings()
+    async with ClassifierService(settings) as started:
+        yield started
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def api() -> AsyncIterator[BotApiStandIn]:
+    async with BotApiStandIn(TOKEN) as standin:
+        yield standin
+
+
+@pytest.fixture
+def telegram_settings(api: BotApiStandIn) -> Settings:
+    return scriabin_settings(telegram_api_url=api.api_url, telegram_file_url=api.file_url)
+
+
+@contextlib.asynccontextmanager
+async def serving(adapter: TelegramAdapter, api: BotApiStandIn) -> AsyncIterator[TelegramAdapter]:
+    """Run the adapter as `scriabin bot` does, next to the test, until the block ends."""
+    task = asyncio.create_task(adapter.run())
+    await api.wait_for(lambda: api.calls_to("getUpdates") or task.done())
+    if task.done():
+        task.result()  # a failed start fails the test with its own error
+    try:
+        yield adapter
+    finally:
+        await adapter.stop()
+        await task
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def telegram(
+    service: ClassifierService, api: BotApiStandIn, telegram_settings: Settings
+) -> AsyncIterator[TelegramAdapter]:
+    async with serving(TelegramAdapter(GenreBot(service), telegram_settings), api) as adapter:
+        yield adapter
+
+
+@pytest.fixture
+def song_link(http_server: LocalServer, tmp_path: Path) -> str:
+    return http_server.add_file("song.mp3", write_song(tmp_path / "song", 8, "mp3").read_bytes())
+
+
+async def final_answer(api: BotApiStandIn, request: dict[str, Any]) -> BotMessage:
+    """The bot's message quoting `request`, once it says more than the placeholder."""
+
+    def answered() -> BotMessage | None:
+        answer = api.reply_to(request)
+        return answer if answer is not None and answer.text != PLACEHOLDER else None
+
+    return await api.wait_for(answered)
+
+
+def assert_genre_answer(answer: BotMessage, service: ClassifierService) -> None:
+    """The layout of a result, whichever genres the model hears."""
+    lines = answer.text.splitlines()
+    assert lines[0].startswith("🎵 ") and len(lines[0]) > 2
+    assert lines[1].startswith(("Sounds like ", "Not sure about this one"))
+    labels = {genre_label(genre) for genre in service.model.card.genres}
+    rows = [GENRE_ROW.match(line) for line in lines[2:5]]
+    assert all(rows), lines
+    assert {row["label"] for row in rows} <= labels
+    percents = [int(row["percent"]) for row in rows]
+    assert percents == sorted(percents, reverse=True)
+    assert lines[-1].startswith("Listened to ") and "Model: " in lines[-1]
+    assert len(lines) in (6, 7)  # a line of tags when the model gives them
+    assert {"bold", "pre"} <= set(answer.entity_types)
+
+
+def without_numbers(text: str) -> str:
+    return re.sub(r"\d+", "N", text)
+
+
+def new_private_chat(api: BotApiStandIn, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    user = api.user(name)
+    return user, api.private_chat(user)
+
+
+async def test_start_publishes_commands_and_polls_for_messages_only(
+    telegram: TelegramAdapter, api: BotApiStandIn, telegram_settings: Settings
+) -> None:
+    assert [command["command"] for command in api.commands] == ["genre", "help"]
+    assert api.allowed_updates == ["message"]
+    # Messages sent while the bot was down are answered, not dropped.
+    assert not api.calls_to("deleteWebhook")[0].params.get("drop_pending_updates")
+    application = telegram.application
+    assert application is not None
+    assert application.bot.base_url == telegram_settings.telegram_api_url + TOKEN
+    assert application.bot.base_file_url == telegram_settings.telegram_file_url + TOKEN
+    assert isinstance(application.bot.rate_limiter, AIORateLimiter)
+    limit = application.update_processor.max_concurrent_updates
+    assert 1 < limit == concurrent_update_limit(telegram_settings)
+
+
+async def test_start_and_help_explain_what_to_send(
+    telegram: TelegramAdapter, api: BotApiStandIn
+) -> None:
+    user, chat = new_private_chat(api, "Ada")
+    for command in ("/start", "/help"):
+        request = api.send_text(chat, user, command)
+        [answer] = await api.wait_for(lambda request=request: api.sent_after(request))
+        assert "/genre" in answer.text
+        assert "link" in answer.text and "20 MB" in answer.text
+
+
+async def test_genre_command_with_link_edits_placeholder_into_result(
+    telegram: TelegramAdapter, api: BotApiStandIn, service: ClassifierService, song_link: str
+) -> None:
+    user, chat = new_private_chat(api, "Boris")
+    request = api.send_text(chat, user, f"/genre {song_link}")
+    answer = await final_answer(api, request)
+    assert answer.texts[0] == PLACEHOLDER
+    assert len(answer.texts) == 2  # one placeholder, edited once: nothing else sent
+    assert_genre_answer(answer, service)
+    assert answer.links == [song_link]  # the title links to the song
+    assert (chat["id"], "typing") in api.chat_actions
+    assert api.bot_messages(chat) == [answer]
+
+
+async def test_plain_link_in_private_chat_is_enough(
+    telegram: TelegramAdapter, api: BotApiStandIn, service: ClassifierService, song_link: str
+) -> None:
+    user, chat = new_private_chat(api, "Clara")
+    request = api.send_text(chat, user, f"What genre is this? {song_link}")
+    assert_genre_answer(await final_answer(api, request), service)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fmt", "title"),
+    [
+        ("audio", "mp3", "The Tests – Loopback Blues"),
+        ("voice", "ogg-opus", "Voice message"),
+        ("video_note", "m4a-aac", "Video message"),
+        ("document", "flac", "demo.flac"),
+    ],
+)
+async def test_uploads_are_fetched_through_the_bot_api_and_classified(
+    telegram: TelegramAdapter,
+    api: BotApiStandIn,
+    service: ClassifierService,
+    tmp_path: Path,
+    kind: str,
+    fmt: str,
+    title: str,
+) -> None:
+    user, chat = new_private_chat(api, "Dmitri")
+    data = write_song(tmp_path / "upload", 8, fmt).read_bytes()
+    if kind == "audio":
+        request = api.send_audio(
+            chat, user, data, "track.mp3", performer="The Tests", title="Loopback Blues"
+        )
+    elif kind == "voice":
+        request = api.send_voice(chat, user, data)
+    elif kind == "video_note":
+        request = api.send_video_note(chat, user, data)
+    else:
+        request = api.send_document(chat, user, data, "demo.flac", "audio/flac")
+    answer = await final_answer(api, request)
+    assert_genre_answer(answer, service)
+    assert answer.text.splitlines()[0] == f"🎵 {title}"
+    assert [call.params["file_id"] for call in api.calls_to("getFile")] == [
+        request[kind]["file_id"]
+    ]
+    assert len(api.downloads) == 1
+
+
+async def test_upload_above_the_download_limit_is_refused_before_get_file(
+    telegram: TelegramAdapter, api: BotApiStandIn
+) -> None:
+    user, chat = new_private_chat(api, "Elena")
+    request = api.send_document(chat, user, bytes(21 * MB), "live.mp3", "audio/mpeg")
+    answer = await api.wait_for(lambda: api.reply_to(request))
+    assert "21.0 MB" in answer.text and "20 MB" in answer.text
+    assert answer.texts == [answer.text]  # said at once, no placeholder
+    assert not api.calls_to("getFile")
+
+
+async def test_upload_telegram_refuses_to_hand_over_gets_the_limit_in_place(
+    telegram: TelegramAdapter, api: BotApiStandIn
+) -> None:
+    user, chat = new_private_chat(api, "Emil")
+    big = bytes(21 * MB)
+    request = api.send_document(chat, user, big, "live.mp3", "audio/mpeg", size_known=False)
+    answer = await final_answer(api, request)
+    assert answer.texts[0] == PLACEHOLDER
+    assert "20 MB" in answer.text
+    assert api.calls_to("getFile") and not api.downloads
+
+
+async def test_broken_link_gets_a_short_friendly_error(
+    telegram: TelegramAdapter, api: BotApiStandIn, http_server: LocalServer
+) -> None:
+    user, chat = new_private_chat(api, "Fyodor")
+    request = api.send_text(chat, user, f"/genre {http_server.url('gone.mp3')}")
+    answer = await final_answer(api, request)
+    assert answer.texts[0] == PLACEHOLDER
+    assert answer.text != APOLOGY  # a reason, not an apology
+    assert "\n" not in answer.text and len(answer.text) < 200
+    assert "Traceback" not in answer.text and "Error" not in answer.text
+
+
+async def test_too_long_song_is_refused_with_the_reason(
+    telegram: TelegramAdapter, api: BotApiStandIn, http_server: LocalServer, tmp_path: Path
+) -> None:
+    long_song = write_song(tmp_path / "long", MAX_DURATION_S + 10, "mp3").read_bytes()
+    user, chat = new_private_chat(api, "Galina")
+    request = api.send_text(chat, user, http_server.add_file("long.mp3", long_song))
+    answer = await final_answer(api, request)
+    assert "longer than" in answer.text
+    assert "pre" not in answer.entity_types
+
+
+async def test_private_messages_without_a_song_get_a_hint(
+    telegram: TelegramAdapter, api: BotApiStandIn
+) -> None:
+    user, chat = new_private_chat(api, "Igor")
+    for text in ("hello there", "/genre"):
+        request = api.send_text(chat, user, text)
+        [answer] = await api.wait_for(lambda request=request: api.sent_after(request))
+        assert "link" in answer.text
+    assert not api.calls_to("getFile") and not api.chat_actions
+
+
+async def test_group_answers_only_what_is_addressed_to_it(
+    telegram: TelegramAdapter,
+    api: BotApiStandIn,
+    service: ClassifierService,
+    song_link: str,
+    tmp_path: Path,
+) -> None:
+    group = api.group("Music lovers")
+    alice, bob, carol, dan, eve = map(api.user, ("Alice", "Bob", "Carol", "Dan", "Eve"))
+    ignored = [
+        api.send_text(group, alice, f"listen to this one {song_link}"),
+        api.send_audio(group, bob, write_song(tmp_path / "a", 8).read_bytes(), "a.mp3"),
+        api.send_text(group, alice, f"/genre@OtherBot {song_link}"),
+    ]
+    mention = api.send_text(group, carol, f"@{BOT_USERNAME.lower()} what is {song_link} ?")
+    answer = await final_answer(api, mention)
+    assert_genre_answer(answer, service)
+    ignored.append(api.send_text(group, dan, "thanks!", reply_to=answer))
+    # Once a later message is answered, the earlier ones have been seen and let be.
+    marker = api.send_text(group, eve, f"/help@{BOT_USERNAME}")
+    await api.wait_for(lambda: api.reply_to(marker))
+    assert all(api.reply_to(message) is None for message in ignored)
+    assert len(api.bot_messages(group)) == 2
+    assert not api.calls_to("getFile")
+
+
+async def test_group_command_and_replies_to_the_bot_are_answered(
+    telegram: TelegramAdapter,
+    api: BotApiStandIn,
+    service: ClassifierService,
+    song_link: str,
+    http_server: LocalServer,
+    tmp_path: Path,
+) -> None:
+    group = api.group("Band practice")
+    alice, bob, carol = (api.user(name) for name in ("Alice", "Bob", "Carol"))
+    request = api.send_text(group, alice, f"/genre@{BOT_USERNAME} {song_link}")
+    answer = await final_answer(api, request)
+    assert_genre_answer(answer, service)
+    other = http_server.add_file("other.mp3", write_song(tmp_path / "o", 8, seed=3).read_bytes())
+    follow_up = api.send_text(group, bob, f"and this one? {other}", reply_to=answer)
+    assert_genre_answer(await final_answer(api, follow_up), service)
+    song = write_song(tmp_path / "c", 8, "m4a-aac").read_bytes()
+    captioned = api.send_audio(group, carol, song, "c.m4a", "audio/mp4", caption="/genre")
+    assert_genre_answer(await final_answer(api, captioned), service)
+
+
+async def test_genre_in_reply_classifies_someone_elses_song(
+    telegram: TelegramAdapter, api: BotApiStandIn, service: ClassifierService, tmp_path: Path
+) -> None:
+    group = api.group("Choir")
+    alice, bob = api.user("Alice"), api.user("Bob")
+    voice = api.send_voice(group, alice, write_song(tmp_path / "v", 8, "ogg-opus").read_bytes())
+    request = api.send_text(group, bob, "/genre", reply_to=voice)
+    answer = await final_answer(api, request)
+    assert_genre_answer(answer, service)
+    assert answer.text.startswith("🎵 Voice message")
+    assert api.reply_to(voice) is None  # the answer goes to who asked
+
+
+async def test_cooldown_applies_per_user(
+    telegram: TelegramAdapter,
+    api: BotApiStandIn,
+    service: ClassifierService,
+    song_link: str,
+    http_server: LocalServer,
+    tmp_path: Path,
+) -> None:
+    user, chat = new_private_chat(api, "Katya")
+    assert_genre_answer(await final_answer(api, api.send_text(chat, user, song_link)), service)
+    other = http_server.add_file("other.mp3", write_song(tmp_path / "o", 8, seed=5).read_bytes())
+    again = await final_answer(api, api.send_text(chat, user, f"/genre {other}"))
+    # The shared limits' own message, whatever number of seconds is left.
+    assert without_numbers(again.text) == without_numbers(str(CoolingDown(COOLDOWN_S)))
+    assert again.texts == [again.text]  # said at once, without a placeholder
+    upload = write_song(tmp_path / "u", 8).read_bytes()
+    refused = await final_answer(api, api.send_audio(chat, user, upload, "u.mp3"))
+    assert without_numbers(refused.text) == without_numbers(again.text)
+    assert not api.calls_to("getFile")  # nothing is downloaded for a refused request
+    friend, friends_chat = new_private_chat(api, "Lev")
+    answer = await final_answer(api, api.send_text(friends_chat, friend, other))
+    assert_genre_answer(answer, service)
+
+
+async def test_users_are_answered_concurrently(
+    telegram: TelegramAdapter,
+    api: BotApiStandIn,
+    service: ClassifierService,
+    http_server: LocalServer,
+    tmp_path: Path,
+) -> None:
+    requests = []
+    for number in range(4):
+        user, chat = new_private_chat(api, f"Listener {number}")
+        song = write_song(tmp_path / f"s{number}", 8, seed=number).read_bytes()
+        requests.append(api.send_text(chat, user, http_server.add_file(f"s{number}.mp3", song)))
+    answers = await asyncio.gather(*(final_answer(api, request) for request in requests))
+    for answer in answers:
+        assert_genre_answer(answer, service)
+
+
+async def test_the_token_never_reaches_the_logs(
+    service: ClassifierService,
+    api: BotApiStandIn,
+    telegram_settings: Settings,
+    song_link: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # Even with the HTTP client's request lines switched on (they carry the URL).
+    caplog.set_level(logging.DEBUG, logger="httpx")
+    adapter = TelegramAdapter(GenreBot(service), telegram_settings)
+    async with serving(adapter, api):
+        user, chat = new_private_chat(api, "Mila")
+        await final_answer(api, api.send_text(chat, user, song_link))
+        uploader, upload_chat = new_private_chat(api, "Nikolai")
+        song = write_song(tmp_path / "u", 8, "mp3").read_bytes()
+        await final_answer(api, api.send_audio(upload_chat, uploader, song, "u.mp3"))
+        assert api.downloads  # the file URL, token and all, was requested
+    assert any(record.name == "httpx" for record in caplog.records)
+    assert "[redacted]" in caplog.text
+    assert TOKEN not in caplog.text
+    assert all(TOKEN not in record.getMessage() for record in caplog.records)
+
+
+async def test_request_lines_of_the_http_client_are_silenced(
+    service: ClassifierService,
+    api: BotApiStandIn,
+    telegram_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(logging.getLogger("httpx"), "level", logging.NOTSET)
+    caplog.set_level(logging.INFO)
+    adapter = TelegramAdapter(GenreBot(service), telegram_settings)
+    async with serving(adapter, api):
+        user, chat = new_private_chat(api, "Olga")
+        request = api.send_text(chat, user, "/help")
+        await api.wait_for(lambda: api.sent_after(request))
+    assert not [record for record in caplog.records if record.name.startswith("httpx")]
+
+
+async def test_stop_answers_what_was_fetched_and_shuts_down_cleanly(
+    service: ClassifierService, api: BotApiStandIn, telegram_settings: Settings, song_link: str
+) -> None:
+    adapter = TelegramAdapter(GenreBot(service), telegram_settings)
+    async with serving(adapter, api):
+        user, chat = new_private_chat(api, "Pyotr")
+        request = api.send_text(chat, user, song_link)
+        await api.wait_for(lambda: api.reply_to(request))  # the song is being listened to
+    # stop() returned: the answer is complete and the fetched updates are confirmed.
+    answer = api.reply_to(request)
+    assert answer is not None and answer.text != PLACEHOLDER
+    assert api.calls_to("getUpdates")[-1].params.get("offset", 0) > 0
+    application = adapter.application
+    assert application is not None and not application.running
+    await adapter.stop()  # stopping twice is harmless
+
+
+async def test_messages_sent_while_the_bot_was_down_are_answered(
+    service: ClassifierService, api: BotApiStandIn, telegram_settings: Settings
+) -> None:
+    user, chat = new_private_chat(api, "Raisa")
+    request = api.send_text(chat, user, "/help")
+    async with serving(TelegramAdapter(GenreBot(service), telegram_settings), api):
+        [answer] = await api.wait_for(lambda: api.sent_after(request))
+    assert "/genre" in answer.text
+
+
+async def test_an_unreachable_bot_api_at_start_is_waited_out(
+    service: ClassifierService, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a free port, where nothing listens yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    late = BotApiStandIn(TOKEN, port=port)
+    settings = scriabin_settings(telegram_api_url=late.api_url, telegram_file_url=late.file_url)
+    adapter = TelegramAdapter(GenreBot(service), settings)
+    task = asyncio.create_task(adapter.run())
+    try:
+        async with asyncio.timeout(10):
+            while "unreachable" not in caplog.text:
+                assert not task.done(), "the adapter gave up instead of waiting"
+                await asyncio.sleep(0.05)
+        async with late:
+            await late.wait_for(lambda: late.calls_to("getUpdates"))
+            assert [command["command"] for command in late.commands] == ["genre", "help"]
+            await adapter.stop()
+    finally:
+        # Stopping again is harmless; here it ends the adapter when the test failed early.
+        await adapter.stop()
+        await task
+
+
+async def test_runner_starts_the_telegram_adapter_when_its_token_is_set(
+    service: ClassifierService, telegram_settings: Settings
+) -> None:
+    adapters = chat_adapters(GenreBot(service), telegram_settings)
+    assert [adapter.name for adapter in adapters] == ["telegram"]
+    assert isinstance(adapters[0], TelegramAdapter)
