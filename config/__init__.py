@@ -23,7 +23,12 @@ DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
 
 
 class Settings(BaseSettings):
-    """Everything that can be tuned without touching code. Field descriptions feed the README."""
+    """Everything that can be tuned without touching code.
+
+    Defaults live in config/defaults.toml only, never twice: a setting without a default there
+    is required, except the optional ones (None) and the paths that depend on where the
+    project is installed.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="SCRIABIN_",
@@ -37,27 +42,27 @@ class Settings(BaseSettings):
     models_dir: Path = Field(DEFAULT_MODELS_DIR, description="Folder of model files and cards")
     model: str | None = Field(None, description="Model name; empty picks the best measured one")
 
-    max_duration_s: float = Field(1200, gt=0, description="Longest media accepted, in seconds")
-    max_download_mb: float = Field(50, gt=0, description="Largest download accepted, in MB")
-    network_timeout_s: float = Field(20, gt=0, description="Network timeout of each request")
+    max_duration_s: float = Field(gt=0, description="Longest media accepted, in seconds")
+    max_download_mb: float = Field(gt=0, description="Largest download accepted, in MB")
+    network_timeout_s: float = Field(gt=0, description="Network timeout of each request")
     cookies_file: Path | None = Field(
         None, description="Netscape cookies file for yt-dlp (a secret: never logged)"
     )
     allow_private_networks: bool = Field(
-        False, description="Allow links to private/loopback addresses (self-hosting, tests)"
+        description="Allow links to private/loopback addresses (self-hosting, tests)"
     )
     allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), description="CIDRs allowed although private, comma-separated in the environment"
+        description="CIDRs allowed although private, comma-separated in the environment"
     )
 
-    max_segments: int = Field(40, ge=1, description="Segments analysed per song, spread evenly")
-    workers: int = Field(2, ge=1, description="Worker threads running the pipeline")
-    queue_size: int = Field(8, ge=0, description="Requests that may wait beyond busy workers")
-    cache_size: int = Field(256, ge=0, description="Recent link results kept in memory")
+    max_segments: int = Field(ge=1, description="Segments analysed per song, spread evenly")
+    workers: int = Field(ge=1, description="Worker threads running the pipeline")
+    queue_size: int = Field(ge=0, description="Requests that may wait beyond busy workers")
+    cache_size: int = Field(ge=0, description="Recent link results kept in memory")
 
-    cooldown_s: float = Field(15, ge=0, description="Per-user pause between requests")
+    cooldown_s: float = Field(ge=0, description="Per-user pause between requests")
     uncertain_below: float = Field(
-        0.35, ge=0, le=1, description="Top confidence under which a reply says it is unsure"
+        ge=0, le=1, description="Top confidence under which a reply says it is unsure"
     )
 
     discord_token: SecretStr | None = Field(
@@ -71,9 +76,8 @@ class Settings(BaseSettings):
     discord_guild_id: int | None = Field(
         None, description="Sync slash commands to this one server (instant, for development)"
     )
-    discord_max_upload_mb: float = Field(25, gt=0, description="Largest Discord attachment")
+    discord_max_upload_mb: float = Field(gt=0, description="Largest Discord attachment")
     discord_message_content: bool = Field(
-        False,
         description="Use Discord's privileged Message Content intent (link autodetect needs it)",
     )
     telegram_token: SecretStr | None = Field(
@@ -83,19 +87,13 @@ class Settings(BaseSettings):
         ),
         description="Telegram bot token (env TELEGRAM_TOKEN)",
     )
-    telegram_api_url: str = Field(
-        "https://api.telegram.org/bot", description="Bot API base URL (self-hosted servers)"
-    )
-    telegram_file_url: str = Field(
-        "https://api.telegram.org/file/bot", description="Bot API file base URL"
-    )
+    telegram_api_url: str = Field(description="Bot API base URL (self-hosted servers)")
+    telegram_file_url: str = Field(description="Bot API file base URL")
     telegram_max_upload_mb: float = Field(
-        20, gt=0, description="Largest Telegram upload the Bot API lets the bot download"
+        gt=0, description="Largest Telegram upload the Bot API lets the bot download"
     )
-    database_path: Path = Field(
-        Path("scriabin.sqlite3"), description="SQLite file for per-server bot preferences"
-    )
-    log_level: str = Field("INFO", description="Logging level")
+    database_path: Path = Field(description="SQLite file for per-server bot preferences")
+    log_level: str = Field(description="Logging level")
 
     @field_validator("model", mode="before")
     @classmethod
