@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import av
 import numpy as np
+import soxr
 
 from .errors import AudioTooShort, NotAudio, TooLong
 
@@ -75,16 +76,18 @@ def _decode_stream(
     sample_rate: int,
     max_duration_s: float | None,
 ) -> np.ndarray:
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-    limit = None if max_duration_s is None else int(max_duration_s * sample_rate) + sample_rate
+    # Frames are mixed to mono in NumPy and the whole track resampled once with soxr at the
+    # end: per-frame calls into FFmpeg's resampler cost more than the decoding itself.
     chunks: list[np.ndarray] = []
     total = 0
+    rate = stream.codec_context.sample_rate or sample_rate
+    limit = None if max_duration_s is None else int((max_duration_s + 1) * rate)
     try:
         for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunk = out.to_ndarray().reshape(-1)
-                chunks.append(chunk)
-                total += chunk.size
+            chunk = _mono(frame)
+            chunks.append(chunk)
+            total += chunk.size
+            rate = frame.sample_rate or rate
             if limit is not None and total > limit:
                 raise TooLong(_too_long_text(max_duration_s or 0))
     except av.FFmpegError as error:
@@ -92,15 +95,29 @@ def _decode_stream(
         log.debug("decoding stopped early: %s", error)
         if total == 0:
             raise NotAudio("That file is damaged: I couldn't decode any audio from it.") from None
-    else:
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
     if not chunks:
         return np.zeros(0, dtype=np.float32)
-    samples = np.concatenate(chunks).astype(np.float32, copy=False)
+    samples = np.concatenate(chunks)
+    if rate != sample_rate:
+        samples = soxr.resample(samples, rate, sample_rate, quality="HQ").astype(np.float32)
     # Decoders can overshoot full scale slightly; the features expect [-1, 1].
     np.clip(samples, -1.0, 1.0, out=samples)
     return samples
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    """One decoded frame as mono float32 in [-1, 1] (the mean of its channels)."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T  # interleaved L R L R ... -> one row per channel
+    if data.dtype.kind == "u":  # 8-bit PCM is unsigned around 128
+        data = (data.astype(np.float32) - 128) / 128
+    elif data.dtype.kind == "i":
+        data = data.astype(np.float32) / np.float32(2 ** (8 * data.dtype.itemsize - 1))
+    if len(data) == 1:
+        return data[0].astype(np.float32, copy=False)
+    return data.mean(axis=0, dtype=np.float32)
 
 
 def _too_long_text(max_duration_s: float) -> str:

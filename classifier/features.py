@@ -91,7 +91,8 @@ def mfcc_segments(segments: np.ndarray, params: MfccParams) -> np.ndarray:
     if len(segments) == 0:
         return np.zeros((0, params.frames, params.n_mfcc), dtype=np.float32)
     spectrum = np.abs(librosa.stft(segments, n_fft=params.n_fft, hop_length=params.hop_length))
-    mel = np.einsum("mf,nft->nmt", _mel_basis(params), spectrum**2)
+    # tensordot runs as one BLAS product, several times faster than the equivalent einsum.
+    mel = np.tensordot(_mel_basis(params), spectrum**2, axes=([1], [1])).transpose(1, 0, 2)
     log_mel = 10.0 * np.log10(np.maximum(mel, POWER_FLOOR))
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=params.n_mfcc)
     return np.ascontiguousarray(mfcc.transpose(0, 2, 1), dtype=np.float32)

@@ -18,6 +18,8 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "ogg-opus": ("ogg", "libopus", ".opus"),
     "flac": ("flac", "flac", ".flac"),
     "wav": ("wav", "pcm_s16le", ".wav"),
+    "wav-u8": ("wav", "pcm_u8", ".wav"),
+    "wav-s32": ("wav", "pcm_s32le", ".wav"),
     "au": ("au", "pcm_s16be", ".au"),
 }
 _RATES = {"libopus": 48000}

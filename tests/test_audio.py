@@ -34,6 +34,22 @@ def test_decoded_audio_keeps_the_signal(tmp_path: Path) -> None:
     assert np.max(np.abs(decoded - original)) < 1e-3  # 16-bit quantisation only
 
 
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg-vorbis"])
+def test_stereo_channels_are_averaged_not_interleaved(tmp_path: Path, fmt: str) -> None:
+    original = song(3.0, RATE, seed=4)
+    path = write_audio(tmp_path / "stereo", original, RATE, fmt=fmt, channels=2)
+    decoded = decode_audio(path, RATE)
+    if fmt == "ogg-vorbis":  # lossy: compare the spectra's shape rather than samples
+        assert (
+            np.corrcoef(
+                np.abs(np.fft.rfft(decoded[: RATE * 2])), np.abs(np.fft.rfft(original[: RATE * 2]))
+            )[0, 1]
+            > 0.9
+        )
+    else:
+        assert np.max(np.abs(decoded[: original.size] - original)) < 1e-3
+
+
 def test_stereo_is_mixed_down_and_other_rates_resampled(tmp_path: Path) -> None:
     path = write_audio(tmp_path / "s.flac", song(3.0, 44100), 44100, fmt="flac", channels=2)
     samples = decode_audio(path, RATE)
