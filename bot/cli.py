@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from classifier.errors import ScriabinError
 from config import PROJECT_ROOT, Settings, load_settings
 
 from .logs import configure_logging
@@ -100,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args, settings)
     except KeyboardInterrupt:
         return 130
+    except (ValueError, FileNotFoundError, ScriabinError) as error:
+        # A wrong folder, kind, model or option: the operator's to fix, said in one line.
+        print(f"scriabin: {error}", file=sys.stderr)
+        return 2
 
 
 def classify_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -119,11 +124,10 @@ def bot_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
     from classifier.evaluate import format_report
-    from classifier.train import recipe_class, run_training
+    from classifier.train import override_epochs, recipe_class, run_training
 
     recipe = recipe_class(args.kind)()
-    if args.epochs is not None:
-        recipe.epochs = args.epochs
+    override_epochs(recipe, args.epochs)
     card, evaluation = run_training(
         args.data_dir,
         recipe,

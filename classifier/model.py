@@ -24,6 +24,7 @@ from .features import MfccParams, cut_segments, mfcc_segments, segment_starts
 # Model kinds and the class that runs each; imported only when a model of that kind loads.
 MODEL_KINDS = {
     "mfcc-cnn": "classifier.model:MfccCnnModel",
+    "musicnn-head": "classifier.musicnn_head:MusicnnHeadModel",
 }
 
 

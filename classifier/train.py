@@ -230,7 +230,10 @@ def write_model(model: MfccCnnModel, card: ModelCard) -> ModelCard:
 
 
 # Kinds of trainable models and their recipes; imported only when used.
-RECIPES = {"mfcc-cnn": "classifier.train:MfccCnnRecipe"}
+RECIPES = {
+    "mfcc-cnn": "classifier.train:MfccCnnRecipe",
+    "musicnn-head": "classifier.musicnn_head:MusicnnHeadRecipe",
+}
 
 
 def recipe_class(kind: str) -> Any:
@@ -240,6 +243,15 @@ def recipe_class(kind: str) -> Any:
         raise ValueError(f"no training recipe for models of kind {kind!r}")
     module_name, class_name = RECIPES[kind].split(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def override_epochs(recipe: Any, epochs: int | None) -> None:
+    """Train for `epochs` instead of the recipe's own count, where the recipe has epochs."""
+    if epochs is None:
+        return
+    if not hasattr(recipe, "epochs"):
+        raise ValueError(f"--epochs does not apply to {recipe.kind} models")
+    recipe.epochs = epochs
 
 
 def select_clips(data_dir: Path, limit_per_genre: int | None = None) -> list[Clip]:
