@@ -29,11 +29,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from classifier import musicnn  # noqa: E402
-from classifier.augment import resample_through  # noqa: E402
-from classifier.datasets import block_folds, genres_of, read_gtzan  # noqa: E402
-from classifier.evaluate import Accuracy  # noqa: E402
-from classifier.musicnn_head import (  # noqa: E402
+from classifier import musicnn
+from classifier.augment import resample_through
+from classifier.datasets import block_folds, genres_of, read_gtzan
+from classifier.evaluate import Accuracy
+from classifier.musicnn_head import (
     DenseLayer,
     HeadInput,
     MusicnnHeadRecipe,

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers needs tf-keras
 
-from tests.musicnn_clips import CLIPS, SAMPLE_RATE, reference_clip  # noqa: E402
+from tests.musicnn_clips import CLIPS, SAMPLE_RATE, reference_clip
 
 FIXTURE = REPO / "tests" / "fixtures" / "musicnn_reference.npz"
 MODELS = ("MSD_musicnn", "MTT_musicnn")

@@ -28,9 +28,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from classifier import musicnn  # noqa: E402
-from classifier.musicnn_head import KIND, PATCH_S, MusicnnHeadModel  # noqa: E402
-from tests.musicnn_clips import CLIPS, reference_clip  # noqa: E402
+from classifier import musicnn
+from classifier.musicnn_head import KIND, PATCH_S, MusicnnHeadModel
+from tests.musicnn_clips import CLIPS, reference_clip
 
 REFERENCE_PYTHON = Path("/work/scratch/musicnn-ref/bin/python")
 SHORT_FILE = Path("/tmp/musicnn_speed_30s.wav")

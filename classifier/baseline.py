@@ -116,10 +116,34 @@ def seed_predict(network, audio: np.ndarray) -> SeedVerdict:
 
 
 def original_request(path: Path, model_path: Path = SEED_MODEL_PATH) -> str | None:
-    """One request the way the original served it: reload the model, read the file, analyse
-    its first 30 s. Used by the benchmarks as the speed baseline."""
+    """One request the way the original served it, minus the download: convert the media to
+    a WAV file (its yt-dlp ffmpeg post-processor; FFmpeg's libraries through PyAV here), reload
+    the model, read the WAV with librosa, analyse its first 30 s. The speed baseline."""
+    import tempfile
+
     import librosa
 
-    network = build_seed_network(model_path)
-    audio, _ = librosa.load(str(path), sr=SEED_SAMPLE_RATE, mono=True)
+    with tempfile.TemporaryDirectory(prefix="scriabin-original-") as folder:
+        wav = Path(folder) / "audio.wav"
+        _convert_to_wav(path, wav)
+        network = build_seed_network(model_path)
+        audio, _ = librosa.load(str(wav), sr=SEED_SAMPLE_RATE, mono=True)
     return seed_predict(network, audio).genre
+
+
+def _convert_to_wav(source: Path, target: Path) -> None:
+    """What `ffmpeg -i source -vn -acodec pcm_s16le target.wav` does, at the source's rate and
+    channel layout, as FFmpegExtractAudio(preferredcodec="wav") ran it."""
+    import av
+
+    with av.open(str(source)) as media, av.open(str(target), mode="w", format="wav") as wav:
+        audio = media.streams.audio[0]
+        out = wav.add_stream(
+            "pcm_s16le", rate=audio.codec_context.sample_rate, layout=audio.codec_context.layout
+        )
+        for frame in media.decode(audio):
+            frame.pts = None
+            for packet in out.encode(frame):
+                wav.mux(packet)
+        for packet in out.encode(None):
+            wav.mux(packet)
