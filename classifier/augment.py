@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import soxr
 
@@ -44,6 +46,14 @@ def variants(
             degraded = with_noise(degraded, rng.uniform(*SNR_DB), rng)
         out.append(with_gain(degraded, rng.uniform(*GAIN_DB)))
     return out
+
+
+def clip_variants(
+    key: str, audio: np.ndarray, sample_rate: int, copies: int, seed: int
+) -> list[np.ndarray]:
+    """`variants()` of one clip, seeded by its key: the same copies in every fold and run."""
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    return variants(audio, sample_rate, copies, rng)
 
 
 def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:

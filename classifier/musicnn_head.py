@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from config import DEFAULT_MODELS_DIR
 
 from . import musicnn
-from .augment import variants
+from .augment import clip_variants
 from .features import segment_starts
 from .model import ModelCard, SegmentPredictions
 
@@ -460,8 +459,7 @@ class MusicnnHeadRecipe:
 
     def versions(self, key: str, audio: np.ndarray) -> list[np.ndarray]:
         """The clean clip and its degraded copies, the same for a clip in every fold."""
-        rng = np.random.default_rng([self.seed, zlib.crc32(key.encode())])
-        return variants(audio, self.sample_rate, self.augment_copies, rng)
+        return clip_variants(key, audio, self.sample_rate, self.augment_copies, self.seed)
 
     def clip_embeddings(self, clip: Any) -> list[dict[str, musicnn.MusicnnOutputs]]:
         """Backbone outputs for every patch of a clip's versions (clean first), computed once."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .audio import decode_audio
-from .augment import variants
+from .augment import clip_variants
 from .datasets import Clip, genres_of, read_gtzan
 from .evaluate import Evaluation, measure
 from .features import MfccParams, cut_segments, mfcc_segments, segment_starts
@@ -117,10 +116,11 @@ class MfccCnnRecipe:
     def clip_features(self, clip: LabelledClip) -> list[np.ndarray]:
         """MFCC segments of a clip and of its degraded copies, computed once per clip."""
         if clip.key not in self._features:
-            rng = np.random.default_rng([self.seed, zlib.crc32(clip.key.encode())])
             hop = int(self.train_hop_s * self.params.sample_rate)
             seg = self.params.segment_samples
-            versions = variants(clip.audio, self.params.sample_rate, self.augment_copies, rng)
+            versions = clip_variants(
+                clip.key, clip.audio, self.params.sample_rate, self.augment_copies, self.seed
+            )
             self._features[clip.key] = [
                 mfcc_segments(
                     cut_segments(v, segment_starts(len(v), seg, 10**6, hop), seg), self.params
