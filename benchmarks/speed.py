@@ -1,10 +1,12 @@
 """Warm per-request speed of our pipeline against the original one, on the same files in the
 same run. Prints figures; it is not a test.
 
-    python benchmarks/speed.py [--model NAME] [--repeats 5]
+    python benchmarks/speed.py [--models NAME ...] [--repeats 5]
 
 Files: a 30-s GTZAN clip and a 4-min track made of eight clips when ../shared is present
-(generated music otherwise), written as FLAC to a temporary folder. The original reloaded
+(generated music otherwise), written as FLAC, and the 4-min track again as Opus/WebM (what a
+YouTube link gives), in a temporary folder. Every model named (default: all available) is timed
+on the same files in the same run, so their ratios compare like with like. The original reloaded
 its model for every request and analysed only the first 30 s (../shared/seed-model/README.md).
 """
 
@@ -27,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from classifier.audio import decode_audio
-from classifier.baseline import SEED_MODEL_PATH, original_request
-from classifier.model import load_model
+from classifier.model import available_models, load_model
 from classifier.pipeline import classify_source
+from classifier.training.baseline import SEED_MODEL_PATH, original_request
 from config import PROJECT_ROOT, load_settings
 from tests.audio_fixtures import song, write_audio
 
@@ -49,51 +51,61 @@ def test_files(folder: Path) -> dict[str, Path]:
     return {
         "30 s": write_audio(folder / "short.flac", short, RATE, fmt="flac"),
         "4 min": write_audio(folder / "long.flac", long, RATE, fmt="flac"),
+        "4m opus": write_audio(folder / "long.webm", long, RATE, fmt="webm-opus"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model name (default: the best measured one)")
+    parser.add_argument("--models", nargs="*", help="model names (default: every model)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     settings = load_settings()
-    started = time.perf_counter()
-    model = load_model(args.model, settings.models_dir)
-    model.warm_up(settings.max_segments)
-    print(
-        f"model {model.card.name} {model.card.version}: load + warm-up "
-        f"{time.perf_counter() - started:.2f} s (once per process, not per request)"
-    )
+    names = args.models or [card.name for card in available_models(settings.models_dir)]
     print(
         f"CPU cores: {os.cpu_count()}, max_segments {settings.max_segments}, "
-        f"median of {args.repeats} warm runs\n"
+        f"median of {args.repeats} warm runs"
     )
     columns = ("decode", "features", "inference", "ours", "original", "speed-up")
-    header = f"{'file':<6} " + " ".join(f"{name:>9}" for name in columns)
-    print(header)
-    print("-" * len(header))
-    with tempfile.TemporaryDirectory(prefix="scriabin-bench-") as folder:
-        for label, path in test_files(Path(folder)).items():
-            runs = [classify_source(path, model, settings).timings for _ in range(args.repeats)]
-            decode = statistics.median(t.decode_s for t in runs)
-            features = statistics.median(t.features_s for t in runs)
-            inference = statistics.median(t.inference_s for t in runs)
-            ours = statistics.median(t.total_s for t in runs)
-            original = float("nan")
-            if SEED_MODEL_PATH.is_file():
-                times = []
-                for _ in range(args.repeats):
-                    began = time.perf_counter()
-                    original_request(path)
-                    times.append(time.perf_counter() - began)
-                original = statistics.median(times)
-            print(
-                f"{label:<6} {decode:>7.3f}s {features:>8.3f}s {inference:>9.3f}s "
-                f"{ours:>7.3f}s {original:>8.3f}s {original / ours:>8.1f}x"
-            )
+    header = f"{'model':<14} {'file':<7} " + " ".join(f"{name:>9}" for name in columns)
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        files = test_files(Path(folder))
+        originals = {label: original_time(path, args.repeats) for label, path in files.items()}
+        print()
+        print(header)
+        print("-" * len(header))
+        for name in names:
+            started = time.perf_counter()
+            model = load_model(name, settings.models_dir)
+            model.warm_up(settings.max_segments)
+            loaded = time.perf_counter() - started
+            for label, path in files.items():
+                runs = [classify_source(path, model, settings).timings for _ in range(args.repeats)]
+                decode = statistics.median(t.decode_s for t in runs)
+                features = statistics.median(t.features_s for t in runs)
+                inference = statistics.median(t.inference_s for t in runs)
+                ours = statistics.median(t.total_s for t in runs)
+                original = originals[label]
+                print(
+                    f"{name:<14} {label:<7} {decode:>7.3f}s {features:>8.3f}s "
+                    f"{inference:>9.3f}s {ours:>7.3f}s {original:>8.3f}s "
+                    f"{original / ours:>8.1f}x"
+                )
+            print(f"{name:<14} (load + warm-up {loaded:.2f} s, once per process)")
     if not SEED_MODEL_PATH.is_file():
         print("\n(the original model is not beside the project: no comparison)")
+
+
+def original_time(path: Path, repeats: int) -> float:
+    """The original pipeline's median time for one request on `path` (nan without it)."""
+    if not SEED_MODEL_PATH.is_file():
+        return float("nan")
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        original_request(path)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Sources run concurrently up to the worker count and are printed in input order, as readable
 text or as JSON Lines. One bad source never stops the others; the exit code says if any failed.
+SIGINT or SIGTERM stop every source at once and remove their downloads (exit 130 or 143).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -19,6 +21,7 @@ from classifier.service import ClassifierService
 from config import Settings
 
 from .replies import build_reply, error_text, render_text
+from .signals import exit_status, on_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +51,31 @@ async def classify_sources(
             except Exception as error:
                 return error
 
+    stopped_by: list[signal.Signals] = []
+
+    def stop(number: signal.Signals) -> None:
+        stopped_by.append(number)
+        service.stop_requests()
+
     failed = 0
+    tasks = [asyncio.create_task(one(source)) for source in sources]
     try:
-        tasks = [asyncio.create_task(one(source)) for source in sources]
-        for source, task in zip(sources, tasks, strict=True):
-            outcome = await task
-            failed += isinstance(outcome, BaseException)
-            out.write(render(source, outcome, as_json, settings) + "\n")
-            out.flush()
+        with on_stop_signals(stop):
+            for source, task in zip(sources, tasks, strict=True):
+                outcome = await task
+                if stopped_by:
+                    break
+                failed += isinstance(outcome, BaseException)
+                out.write(render(source, outcome, as_json, settings) + "\n")
+                out.flush()
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await service.close()
+    if stopped_by:
+        print(f"scriabin: stopped by {stopped_by[0].name}", file=sys.stderr)
+        return exit_status(stopped_by[0])
     return 1 if failed else 0
 
 
@@ -72,4 +90,4 @@ def render(
         return f"✗ {source}\n{message}\n"
     if as_json:
         return json.dumps(outcome.as_json(), ensure_ascii=False)
-    return render_text(build_reply(outcome, settings.uncertain_below)) + "\n"
+    return render_text(build_reply(outcome)) + "\n"

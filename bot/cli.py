@@ -19,6 +19,8 @@ from .logs import configure_logging
 log = logging.getLogger("scriabin")
 
 DEFAULT_SPLITS_DIR = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-splits"
+# What `scriabin train` makes unless told otherwise: the kind of the default model.
+DEFAULT_KIND = "fusion-head"
 
 
 def package_version() -> str:
@@ -44,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     bot = commands.add_parser("bot", help="run the chat bot (console when no token is set)")
     bot.add_argument("--model", help="model name (default: the best measured one)")
 
-    train = commands.add_parser("train", help="train a model on a GTZAN-layout folder")
-    train.add_argument("data_dir", type=Path, metavar="DATA_DIR")
-    train.add_argument("--kind", default="mfcc-cnn", help="model kind (default: mfcc-cnn)")
+    train = commands.add_parser("train", help="train a model on GTZAN-layout folders")
+    train.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR")
+    train.add_argument("--kind", default=DEFAULT_KIND, help=f"model kind (default: {DEFAULT_KIND})")
     train.add_argument("--name", help="model name (default: the kind)")
     train.add_argument("--model-version", default="1.0.0", help="version written in the card")
     train.add_argument("--out", type=Path, help="output folder (default: the models folder)")
@@ -54,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-eval", action="store_true", help="skip the held-out measurement")
 
     evaluate = commands.add_parser(
-        "evaluate", help="measure a model's recipe on clips held out from training"
+        "evaluate", help="measure a model's recipe with whole artists held out from training"
     )
-    evaluate.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    evaluate.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR")
     evaluate.add_argument("--model", help="model name (default: the best measured one)")
     _add_measure_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -69,7 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_measure_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    parser.add_argument(
+        "--artists",
+        type=Path,
+        help=(
+            "artist index (GTZANindex.txt lines `genre.000NN.wav ::: Artist ::: Title`); "
+            "default: one beside the data, else ../shared's"
+        ),
+    )
+    parser.add_argument(
+        "--folds", type=int, default=5, help="clip folds (when no artist index is found)"
+    )
     parser.add_argument(
         "--splits",
         type=Path,
@@ -123,36 +135,39 @@ def bot_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
-    from classifier.evaluate import format_report
-    from classifier.train import override_epochs, recipe_class, run_training
+    from classifier.training.evaluate import format_report
+    from classifier.training.recipes import override_epochs, recipe_class
+    from classifier.training.train import run_training
 
     recipe = recipe_class(args.kind)()
     override_epochs(recipe, args.epochs)
     card, evaluation = run_training(
-        args.data_dir,
+        args.data_dirs,
         recipe,
         name=args.name or args.kind,
         version=args.model_version,
         out_dir=args.out or settings.models_dir,
+        artists=args.artists,
         folds=args.folds,
         splits_dir=args.splits,
         evaluate=not args.no_eval,
         limit_per_genre=args.limit_per_genre,
     )
     if evaluation is not None:
-        print(format_report(evaluation, f"{card.name} {card.version} on {args.data_dir}"))
+        print(format_report(evaluation, f"{card.name} {card.version} on {_folders(args)}"))
     print(f"wrote {card.model_path} and {card.path}")
     return 0
 
 
 def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
-    from classifier.evaluate import format_report, run_evaluation
     from classifier.model import find_card
+    from classifier.training.evaluate import format_report, run_evaluation
 
     card = find_card(args.model or settings.model, settings.models_dir)
     evaluation = run_evaluation(
-        args.data_dir,
+        args.data_dirs,
         card,
+        artists=args.artists,
         folds=args.folds,
         splits_dir=args.splits,
         epochs=args.epochs,
@@ -162,11 +177,17 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(evaluation.as_metrics(), indent=2))
     else:
-        print(format_report(evaluation, f"{card.name} {card.version} recipe on {args.data_dir}"))
+        title = f"{card.name} {card.version} recipe on {_folders(args)}"
+        print(format_report(evaluation, title))
     return 0
 
 
+def _folders(args: argparse.Namespace) -> str:
+    return " + ".join(str(folder) for folder in args.data_dirs)
+
+
 def models_command(args: argparse.Namespace, settings: Settings) -> int:
+    from classifier.backbones import DISPLAY_NAMES
     from classifier.model import available_models
 
     cards = available_models(settings.models_dir)
@@ -174,10 +195,21 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no models in {settings.models_dir}")
         return 1
     for rank, card in enumerate(cards):
-        accuracy = card.headline_accuracy
-        figure = "not measured" if accuracy is None else f"held-out accuracy {accuracy:.3f}"
+        headline = card.metrics.get("headline") or {}
+        if card.headline_accuracy is None:
+            figure = "not measured"
+        else:
+            figure = (
+                f"accuracy {card.headline_accuracy:.3f} (n={headline.get('n')}, "
+                f"{headline.get('protocol', 'held-out clips')})"
+            )
         default = "  (default)" if rank == 0 else ""
-        print(f"{card.name} {card.version} [{card.kind}]: {figure}{default}")
+        print(f"{card.name} {card.version} [{card.kind}]{default}")
+        print(f"  {figure}")
+        backbones = card.features.get("backbones") or []
+        if backbones:
+            names = "; ".join(DISPLAY_NAMES.get(name, name) for name in backbones)
+            print(f"  pretrained backbones: {names}")
     return 0
 
 

@@ -73,7 +73,7 @@ class GenreBot:
             if code != "internal":
                 log.info("request from %s refused: %s", request.user, code)
             return Answer(error=error_text(error), error_code=code)
-        return Answer(reply=build_reply(result, self.settings.uncertain_below))
+        return Answer(reply=build_reply(result))
 
 
 def _is_local(source: Source) -> bool:

@@ -93,13 +93,13 @@ def listened_text(result: Classification) -> str:
     )
 
 
-def build_reply(result: Classification, uncertain_below: float) -> GenreReply:
+def build_reply(result: Classification) -> GenreReply:
     return GenreReply(
         title=result.title,
         url=result.url,
         genres=result.genres[:TOP_GENRES],
         tags=result.tags,
-        uncertain=result.top.confidence < uncertain_below,
+        uncertain=result.uncertain,
         listened=listened_text(result),
         model=f"{result.model.name} {result.model.version}",
     )

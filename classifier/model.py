@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,13 +18,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import UnknownModel
-from .features import MfccParams, cut_segments, mfcc_segments, segment_starts
 
 # Model kinds and the class that runs each; imported only when a model of that kind loads.
 MODEL_KINDS = {
-    "mfcc-cnn": "classifier.model:MfccCnnModel",
+    "mfcc-cnn": "classifier.mfcc_cnn:MfccCnnModel",
     "musicnn-head": "classifier.musicnn_head:MusicnnHeadModel",
+    "fusion-head": "classifier.fusion:FusionModel",
 }
+
+# For a card measured before calibration was reported.
+DEFAULT_UNCERTAIN_BELOW = 0.35
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,13 @@ class ModelCard:
             date=data.get("date", ""),
             description=data.get("description", ""),
         )
+
+    @property
+    def uncertain_below(self) -> float:
+        """The top confidence under which answers say they are not sure: chosen from the
+        model's held-out predictions when it was measured (`metrics.calibration`)."""
+        calibration = self.metrics.get("calibration") or {}
+        return float(calibration.get("uncertain_below", DEFAULT_UNCERTAIN_BELOW))
 
     @property
     def model_path(self) -> Path:
@@ -142,53 +151,16 @@ def load_model(name: str | None, models_dir: Path) -> GenreModel:
         return _loaded[key]
 
 
-class MfccCnnModel:
-    """The original design: a small Keras CNN over the MFCCs of 3-second segments."""
+def traced_head(card: ModelCard, network: Any = None) -> tuple[Any, Callable[[Any], np.ndarray]]:
+    """A small Keras head (`network`, else the card's saved one) and a traced call on a
+    (rows, features) float32 batch: far less overhead per call than `predict()`."""
+    import keras
+    import tensorflow as tf
 
-    def __init__(self, card: ModelCard, network: Any = None) -> None:
-        import keras
-        import tensorflow as tf
-
-        self.card = card
-        self.params = MfccParams.from_card(
-            {
-                "sample_rate": card.sample_rate,
-                "segment_s": card.segment_s,
-                "features": card.features,
-            }
-        )
-        if network is None:
-            network = keras.saving.load_model(card.model_path, compile=False)
-        self.network = network
-        spec = tf.TensorSpec((None, self.params.frames, self.params.n_mfcc), tf.float32)
-        # A traced call skips Keras' per-call predict() machinery: a few ms instead of tens.
-        self._infer = tf.function(
-            lambda batch: self.network(batch, training=False), input_signature=[spec]
-        )
-
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        if len(features) == 0:
-            return np.zeros((0, len(self.card.genres)), dtype=np.float32)
-        return self._infer(features).numpy()
-
-    def predict(self, audio: np.ndarray, max_segments: int) -> SegmentPredictions:
-        params = self.params
-        started = time.perf_counter()
-        starts = segment_starts(len(audio), params.segment_samples, max_segments)
-        features = mfcc_segments(cut_segments(audio, starts, params.segment_samples), params)
-        featured = time.perf_counter()
-        probabilities = self.probabilities(features)
-        return SegmentPredictions(
-            starts_s=starts / params.sample_rate,
-            segment_s=params.segment_s,
-            probabilities=probabilities,
-            features_s=featured - started,
-            inference_s=time.perf_counter() - featured,
-        )
-
-    def warm_up(self, max_segments: int) -> None:
-        # Traces the graph once and touches every batch size path a request will take.
-        rng = np.random.default_rng(0)
-        noise = rng.standard_normal(self.params.segment_samples * max_segments) * 0.1
-        self.predict(noise.astype(np.float32), max_segments)
-        self.predict(noise[: self.params.segment_samples].astype(np.float32), 1)
+    if network is None:
+        network = keras.saving.load_model(card.model_path, compile=False)
+    spec = tf.TensorSpec((None, network.input_shape[-1]), tf.float32)
+    call = tf.function(
+        lambda batch: network(batch, training=False), input_signature=[spec], autograph=False
+    )
+    return network, lambda batch: call(batch).numpy()

@@ -326,7 +326,7 @@ def load_backbone(name: str, weights_dir: Path) -> MusicnnBackbone:
     for path in (weights, tags_file):
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path} is missing; create it with: python -m classifier.musicnn_convert "
+                f"{path} is missing; create it with: python -m classifier.training.musicnn_convert "
                 f"--out {weights_dir}"
             )
     tags = json.loads(tags_file.read_text(encoding="utf-8"))[name]

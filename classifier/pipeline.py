@@ -13,8 +13,9 @@ from config import Settings
 
 from .aggregate import ranked_genres, song_probabilities, strongest_tags, timeline
 from .audio import decode_audio
+from .budget import RequestBudget
 from .errors import AudioTooShort, InvalidSource
-from .fetch import fetch_audio
+from .fetch import download_budget, fetch_audio
 from .model import GenreModel
 from .results import Classification, ModelRef, Source, Timings, Upload
 
@@ -30,11 +31,22 @@ def is_url(text: str) -> bool:
     return bool(_SCHEME.match(text)) or text.lower().startswith("www.")
 
 
-def classify_source(source: Source, model: GenreModel, settings: Settings) -> Classification:
-    """Classify a link, a local file or uploaded bytes. Raises ScriabinError subclasses."""
+def classify_source(
+    source: Source, model: GenreModel, settings: Settings, budget: RequestBudget | None = None
+) -> Classification:
+    """Classify a link, a local file or uploaded bytes. Raises ScriabinError subclasses.
+
+    `budget` bounds what the request may read and how long it may take (by default the
+    settings' download limit and request timeout); another thread may call it off.
+    """
     started = time.perf_counter()
+    budget = budget or download_budget(settings)
     card = model.card
-    limits = {"max_duration_s": settings.max_duration_s, "min_duration_s": card.segment_s}
+    limits = {
+        "max_duration_s": settings.max_duration_s,
+        "min_duration_s": card.segment_s,
+        "checkpoint": budget.check,
+    }
     if isinstance(source, Upload):
         audio = decode_audio(source.data, card.sample_rate, **limits)
         fetched_s, title, url = 0.0, source.filename, None
@@ -48,15 +60,17 @@ def classify_source(source: Source, model: GenreModel, settings: Settings) -> Cl
         link = source.strip()
         if link.lower().startswith("www."):
             link = "https://" + link
-        with fetch_audio(link, settings) as fetched:
+        with fetch_audio(link, settings, budget) as fetched:
             fetched_s = time.perf_counter() - started
             audio = decode_audio(fetched.path, card.sample_rate, **limits)
         title, url = fetched.title, fetched.url or link
     decoded = time.perf_counter()
+    budget.check()
     return classify_audio(
         audio,
         model,
         settings.max_segments,
+        uncertain_below=settings.uncertain_below,
         source=str(source),
         title=title,
         url=url,
@@ -71,6 +85,7 @@ def classify_audio(
     model: GenreModel,
     max_segments: int,
     *,
+    uncertain_below: float | None = None,
     source: str = "audio",
     title: str | None = None,
     url: str | None = None,
@@ -78,13 +93,15 @@ def classify_audio(
     decode_s: float = 0.0,
     started: float | None = None,
 ) -> Classification:
-    """Classify decoded mono samples at the model's sample rate."""
+    """Classify decoded mono samples at the model's sample rate. The answer is marked uncertain
+    under `uncertain_below`, by default the model's own calibrated threshold."""
     started = time.perf_counter() if started is None else started
     card = model.card
     predictions = model.predict(audio, max_segments)
     if len(predictions.probabilities) == 0:
         raise AudioTooShort(f"That's too short: send at least {card.segment_s:.0f} s of audio.")
     probabilities = song_probabilities(predictions.probabilities)
+    threshold = card.uncertain_below if uncertain_below is None else uncertain_below
     return Classification(
         source=source,
         title=title,
@@ -95,6 +112,7 @@ def classify_audio(
         model=ModelRef(card.name, card.version),
         tags=strongest_tags(predictions),
         url=url,
+        uncertain=bool(probabilities.max() < threshold),
         timings=Timings(
             fetch_s=round(fetch_s, 4),
             decode_s=round(decode_s, 4),

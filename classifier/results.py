@@ -74,6 +74,8 @@ class Classification:
     model: ModelRef
     tags: tuple[TagScore, ...] = ()
     url: str | None = None
+    # True when the top confidence is under the model's calibrated "not sure" threshold.
+    uncertain: bool = False
     timings: Timings = field(default_factory=Timings)
 
     @property

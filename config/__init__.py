@@ -44,7 +44,10 @@ class Settings(BaseSettings):
 
     max_duration_s: float = Field(gt=0, description="Longest media accepted, in seconds")
     max_download_mb: float = Field(gt=0, description="Largest download accepted, in MB")
-    network_timeout_s: float = Field(gt=0, description="Network timeout of each request")
+    network_timeout_s: float = Field(gt=0, description="Longest wait for any one network read")
+    request_timeout_s: float = Field(
+        gt=0, description="Deadline of a whole request: metadata, pages, media and decoding"
+    )
     cookies_file: Path | None = Field(
         None, description="Netscape cookies file for yt-dlp (a secret: never logged)"
     )
@@ -61,8 +64,11 @@ class Settings(BaseSettings):
     cache_size: int = Field(ge=0, description="Recent link results kept in memory")
 
     cooldown_s: float = Field(ge=0, description="Per-user pause between requests")
-    uncertain_below: float = Field(
-        ge=0, le=1, description="Top confidence under which a reply says it is unsure"
+    uncertain_below: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Top confidence under which a reply says it is unsure; empty: the model's",
     )
 
     discord_token: SecretStr | None = Field(
@@ -95,9 +101,9 @@ class Settings(BaseSettings):
     database_path: Path = Field(description="SQLite file for per-server bot preferences")
     log_level: str = Field(description="Logging level")
 
-    @field_validator("model", mode="before")
+    @field_validator("model", "uncertain_below", mode="before")
     @classmethod
-    def _empty_model_means_default(cls, value: object) -> object:
+    def _empty_means_default(cls, value: object) -> object:
         return None if value == "" else value
 
     @field_validator("allowed_networks", mode="before")

@@ -14,7 +14,7 @@ SAMPLE_RATE = 16000
 CLIPS = ((6.5, 0.3), (8.0, 0.6), (10.0, 0.99))
 
 
-def _hash_noise(n: int, seed: int) -> np.ndarray:
+def hash_noise(n: int, seed: int) -> np.ndarray:
     """White noise in [-1, 1) from splitmix64 of the sample index: exact integer arithmetic."""
     with np.errstate(over="ignore"):
         z = np.arange(n, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
@@ -28,7 +28,7 @@ def reference_clip(i: int) -> np.ndarray:
     """Clip `i` (0, 1 or 2) as float32 mono at 16 kHz: chords, a beat, noise; louder with `i`."""
     seconds, peak = CLIPS[i]
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    noise = _hash_noise(t.size, seed=i + 1)
+    noise = hash_noise(t.size, seed=i + 1)
     # A chord every second, its root walking a fixed pattern that differs per clip.
     steps = np.array([0, 5, 7, 3, 10, 8, 2, 9, 4, 11])
     roots = 110.0 * 2.0 ** (((steps * (i + 2)) % 12) / 12)

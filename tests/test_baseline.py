@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from classifier.audio import decode_audio
-from classifier.baseline import SEED_SAMPLE_RATE, build_seed_network, original_request, seed_predict
+from classifier.training.baseline import (
+    SEED_SAMPLE_RATE,
+    build_seed_network,
+    original_request,
+    seed_predict,
+)
 
 
 def test_seed_model_recognises_a_song_it_was_trained_on(gtzan_mini: Path, seed_model: Path) -> None:

@@ -77,7 +77,9 @@ def test_cooldown_and_one_job_per_user() -> None:
         pass
 
 
-def _classification(top: float, tags: tuple[TagScore, ...] = ()) -> Classification:
+def _classification(
+    top: float, tags: tuple[TagScore, ...] = (), uncertain: bool = False
+) -> Classification:
     rest = (1 - top) / 2
     return Classification(
         source="x",
@@ -89,11 +91,12 @@ def _classification(top: float, tags: tuple[TagScore, ...] = ()) -> Classificati
         model=ModelRef("mfcc-cnn", "1.0.0"),
         tags=tags,
         url="https://www.youtube.com/watch?v=x",
+        uncertain=uncertain,
     )
 
 
 def test_reply_shows_top_three_with_bars_and_percentages() -> None:
-    text = render_text(build_reply(_classification(0.8, (TagScore("80s", 0.6),)), 0.35))
+    text = render_text(build_reply(_classification(0.8, (TagScore("80s", 0.6),))))
     lines = text.splitlines()
     assert lines[0] == "🎵 Song <b>"
     assert lines[1] == "Sounds like Rock."
@@ -106,7 +109,7 @@ def test_reply_shows_top_three_with_bars_and_percentages() -> None:
 
 
 def test_uncertain_result_says_so() -> None:
-    reply = build_reply(_classification(0.3), 0.35)
+    reply = build_reply(_classification(0.3, uncertain=True))
     assert reply.uncertain
     assert reply.verdict == "Not sure about this one: somewhere between Rock and Hip-hop."
 

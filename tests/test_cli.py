@@ -87,7 +87,11 @@ def test_version_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith("scriabin ")
     assert main(["models"]) == 0
-    assert "(default)" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    first = listing.splitlines()[0]
+    assert first.startswith("genre-fusion ") and first.endswith("(default)")
+    assert "leave one artist out" in listing
+    assert "EfficientAT mn04 (AudioSet); musicnn MSD (Million Song Dataset tags)" in listing
 
 
 def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from classifier.datasets import artist_filtered_split, block_folds, genres_of, read_gtzan
+from classifier.training.datasets import artist_filtered_split, block_folds, genres_of, read_gtzan
 
 
 def _layout(root: Path, genres: dict[str, list[int]], ext: str = ".wav") -> None:

@@ -128,7 +128,7 @@ def test_embed_from_a_real_classification() -> None:
         url="https://example.com/song",
     )
 
-    embed = genre_embed(build_reply(result, uncertain_below=0.35))
+    embed = genre_embed(build_reply(result))
 
     assert embed.description is not None
     assert embed.description.count("%") == 3  # the top three only

@@ -43,7 +43,7 @@ def test_mfcc_shape_matches_the_card_and_segments_are_independent() -> None:
 
 
 def test_band_limit_at_8k_barely_changes_features() -> None:
-    from classifier.augment import resample_through
+    from classifier.training.augment import resample_through
 
     audio = song(3.0, 22050, seed=2)
     full = mfcc_segments(audio[None, :], PARAMS)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bot.cli import main
-from classifier.evaluate import Accuracy
 from classifier.model import ModelCard, load_model
+from classifier.training.evaluate import Accuracy
 from tests.audio_fixtures import write_audio
 
 RATE = 22050
@@ -52,6 +52,8 @@ def test_train_then_evaluate_on_generated_audio(
         [
             "train",
             str(generated_dataset),
+            "--kind",
+            "mfcc-cnn",
             "--epochs",
             "20",
             "--folds",
@@ -114,6 +116,8 @@ def test_gtzan_mini_subset_with_the_original_model_beside(
         [
             "train",
             str(gtzan_mini),
+            "--kind",
+            "mfcc-cnn",
             "--limit-per-genre",
             "2",
             "--epochs",

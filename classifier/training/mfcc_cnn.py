@@ -1,12 +1,8 @@
-"""Training the MFCC CNN (the original design, done honestly) and writing it to `models/`
-with its card. `scriabin train DATA_DIR` measures the recipe on held-out clips first, then
-fits the final model on every clip and records both in the card."""
+"""The recipe of the MFCC CNN (the original design, done honestly): features of every clip and
+its degraded copies, the network, and its training. The model it makes is classifier.mfcc_cnn."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,14 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from .audio import decode_audio
-from .augment import clip_variants
-from .datasets import Clip, genres_of, read_gtzan
-from .evaluate import Evaluation, measure
-from .features import MfccParams, cut_segments, mfcc_segments, segment_starts
-from .model import MfccCnnModel, ModelCard
+from classifier.features import MfccParams, cut_segments, mfcc_segments, segment_starts
+from classifier.mfcc_cnn import KIND, MfccCnnModel
+from classifier.model import ModelCard
 
-log = logging.getLogger(__name__)
+from .augment import clip_variants
+from .cards import write_model
+from .datasets import LabelledClip
 
 # The analysis band stops at 8 kHz, so audio that passed through a 16 kHz source (content up
 # to 8 kHz) gives nearly the same features as full-band audio.
@@ -37,24 +32,6 @@ DEFAULT_MFCC = MfccParams(
 )
 
 
-@dataclass(frozen=True)
-class LabelledClip:
-    key: str
-    audio: np.ndarray
-    label: int
-
-
-def load_clips(
-    clips: Sequence[Clip], genres: Sequence[str], sample_rate: int
-) -> list[LabelledClip]:
-    """Decode every clip once, with the same decoder the product uses."""
-    index = {genre: i for i, genre in enumerate(genres)}
-    return [
-        LabelledClip(clip.key, decode_audio(clip.path, sample_rate), index[clip.genre])
-        for clip in clips
-    ]
-
-
 @dataclass
 class MfccCnnRecipe:
     """How to turn labelled clips into an MFCC CNN; the same recipe is measured and shipped."""
@@ -68,7 +45,7 @@ class MfccCnnRecipe:
     seed: int = 0
     _features: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
-    kind = "mfcc-cnn"
+    kind = KIND
     description = (
         "The original Scriabin design done honestly: a small CNN over 20 MFCCs (0-8 kHz) of "
         "3-second segments, trained with band-limit, level and noise augmentation."
@@ -205,109 +182,3 @@ def draft_card(
         path=out_dir / f"{name}.json",
         **extra,
     )
-
-
-def write_model(model: MfccCnnModel, card: ModelCard) -> ModelCard:
-    """Save the network and its card side by side; returns the card as written."""
-    card.path.parent.mkdir(parents=True, exist_ok=True)
-    model.network.save(card.model_path)
-    data = {
-        "name": card.name,
-        "version": card.version,
-        "kind": card.kind,
-        "file": card.file,
-        "description": card.description,
-        "date": card.date or dt.date.today().isoformat(),
-        "genres": list(card.genres),
-        "sample_rate": card.sample_rate,
-        "segment_s": card.segment_s,
-        "features": dict(card.features),
-        "training": dict(card.training),
-        "metrics": dict(card.metrics),
-    }
-    card.path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    return ModelCard.read(card.path)
-
-
-# Kinds of trainable models and their recipes; imported only when used.
-RECIPES = {
-    "mfcc-cnn": "classifier.train:MfccCnnRecipe",
-    "musicnn-head": "classifier.musicnn_head:MusicnnHeadRecipe",
-}
-
-
-def recipe_class(kind: str) -> Any:
-    import importlib
-
-    if kind not in RECIPES:
-        raise ValueError(f"no training recipe for models of kind {kind!r}")
-    module_name, class_name = RECIPES[kind].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
-def override_epochs(recipe: Any, epochs: int | None) -> None:
-    """Train for `epochs` instead of the recipe's own count, where the recipe has epochs."""
-    if epochs is None:
-        return
-    if not hasattr(recipe, "epochs"):
-        raise ValueError(f"--epochs does not apply to {recipe.kind} models")
-    recipe.epochs = epochs
-
-
-def select_clips(data_dir: Path, limit_per_genre: int | None = None) -> list[Clip]:
-    """The clips of a GTZAN-layout folder, optionally only the first few of each genre."""
-    clips = read_gtzan(data_dir)
-    if limit_per_genre is None:
-        return clips
-    kept: dict[str, int] = {}
-    chosen = []
-    for clip in clips:
-        if kept.get(clip.genre, 0) < limit_per_genre:
-            kept[clip.genre] = kept.get(clip.genre, 0) + 1
-            chosen.append(clip)
-    return chosen
-
-
-def run_training(
-    data_dir: Path,
-    recipe: Any,
-    *,
-    name: str,
-    version: str,
-    out_dir: Path,
-    folds: int = 5,
-    splits_dir: Path | None = None,
-    evaluate: bool = True,
-    limit_per_genre: int | None = None,
-) -> tuple[ModelCard, Evaluation | None]:
-    """Measure the recipe on held-out clips, then fit it on every clip and write model + card."""
-    clips = select_clips(data_dir, limit_per_genre)
-    genres = genres_of(clips)
-    log.info("decoding %d clips of %d genres from %s", len(clips), len(genres), data_dir)
-    data = load_clips(clips, genres, recipe.sample_rate)
-    evaluation = None
-    if evaluate:
-        evaluation = measure(recipe, clips, data, genres, recipe.sample_rate, folds, splits_dir)
-    log.info("fitting the final model on all %d clips", len(clips))
-    model = recipe.fit(data, genres)
-    training = {
-        "data": {
-            "source": "GTZAN (Tzanetakis & Cook 2002), GTZAN-layout folder",
-            "folder": data_dir.name,
-            "clips": len(clips),
-            "clips_per_genre": {g: sum(c.genre == g for c in clips) for g in genres},
-        },
-        "final_fit": f"all {len(clips)} clips; metrics measure this recipe on held-out clips",
-        "recipe": recipe.describe(),
-    }
-    card = recipe.draft(
-        name,
-        version,
-        genres,
-        out_dir,
-        training=training,
-        metrics=evaluation.as_metrics() if evaluation else {},
-        date=dt.date.today().isoformat(),
-        description=recipe.description,
-    )
-    return recipe.write(model, card), evaluation

@@ -1,6 +1,6 @@
 """Convert the TF1 checkpoints of the musicnn 0.1.0 wheel into weights for our Keras port.
 
-Run `python -m classifier.musicnn_convert [--wheel PATH] [--out models/musicnn]`; without a
+Run `python -m classifier.training.musicnn_convert [--wheel PATH] [--out models/musicnn]`; without a
 wheel it is fetched with `pip download musicnn==0.1.0 --no-deps`. The package is never imported.
 """
 
@@ -96,7 +96,7 @@ of 187 frames x 96 bands (3 s at 16 kHz) from `classifier.musicnn.log_mel_patche
 
 ## Reproduce
 
-    python -m classifier.musicnn_convert --out models/musicnn
+    python -m classifier.training.musicnn_convert --out models/musicnn
 
 downloads `{requirement}` with pip (`--no-deps`; the package itself is never installed or
 imported), reads its TF1 checkpoints with `tf.train.load_checkpoint`, maps each variable onto

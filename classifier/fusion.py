@@ -1,0 +1,268 @@
+"""The default genre model: what two pretrained taggers already know about our genres (the
+AudioSet classes of EfficientAT mn04 and the Million Song Dataset tags of musicnn), fused by a
+small head with weights shared across genres, plus a strongly regularised correction learnt from
+musicnn's features. Its recipe lives in classifier/training/fusion_head.py.
+
+Both backbones are frozen and shared by every model in the process; only the head is trained
+and saved, as one Keras Dense softmax layer beside its card.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soxr
+
+from . import efficientat, musicnn
+from .backbones import (
+    EFFICIENTAT,
+    EFFICIENTAT_DIR,
+    MUSICNN_DIR,
+    shared_efficientat,
+    shared_musicnn,
+    weights_dir,
+)
+from .features import segment_starts
+from .model import ModelCard, SegmentPredictions, traced_head
+from .tags import TAG_BACKBONE, TagCalibration
+
+KIND = "fusion-head"
+# Decoded once at EfficientAT's rate; musicnn hears the same song resampled to its own.
+SAMPLE_RATE = efficientat.SAMPLE_RATE
+MUSICNN_BACKBONE = TAG_BACKBONE  # the Million Song Dataset tagger
+# A segment is one musicnn patch (187 frames, 2.992 s); EfficientAT hears the same stretch.
+SEGMENT_S = musicnn.PATCH_FRAMES * musicnn.HOP / musicnn.SAMPLE_RATE
+SEGMENT_SAMPLES = round(SEGMENT_S * SAMPLE_RATE)  # 95744 at 32 kHz
+MUSICNN_SEGMENT_SAMPLES = round(SEGMENT_S * musicnn.SAMPLE_RATE)  # 47872 at 16 kHz
+
+# Each tagger's own name for each genre, from its vocabulary alone (never fitted to our clips):
+# AudioSet's class named after the genre ("Heavy metal" is AudioSet's metal), and the MSD tag of
+# the same name where the last.fm vocabulary has one (it has none for classical, disco, reggae).
+AUDIOSET_GENRES = {
+    "blues": "Blues",
+    "classical": "Classical music",
+    "country": "Country",
+    "disco": "Disco",
+    "hiphop": "Hip hop music",
+    "jazz": "Jazz",
+    "metal": "Heavy metal",
+    "pop": "Pop music",
+    "reggae": "Reggae",
+    "rock": "Rock music",
+}
+MSD_GENRES = {
+    "blues": "blues",
+    "country": "country",
+    "hiphop": "Hip-Hop",
+    "jazz": "jazz",
+    "metal": "metal",
+    "pop": "pop",
+    "rock": "rock",
+}
+# Tag probabilities are clipped before their log-odds: float32 sigmoids saturate.
+PROBABILITY_CLIP = 1e-6
+
+
+@dataclass(frozen=True)
+class FusionInput:
+    """What the head reads per segment: each tagger's score for every genre (its logit for the
+    genre's AudioSet class; the log-odds of the genre's MSD tag, 0 where there is none), then
+    the MSD tagger's penultimate features."""
+
+    audioset_classes: Mapping[str, str] = field(default_factory=lambda: dict(AUDIOSET_GENRES))
+    msd_tags: Mapping[str, str] = field(default_factory=lambda: dict(MSD_GENRES))
+    max_segments: int = 32
+    musicnn_dir: str = MUSICNN_DIR
+    efficientat_dir: str = EFFICIENTAT_DIR
+
+    @classmethod
+    def from_card(cls, features: Mapping[str, Any]) -> FusionInput:
+        return cls(
+            audioset_classes=dict(features["audioset_classes"]),
+            msd_tags=dict(features["msd_tags"]),
+            max_segments=int(features["max_segments"]),
+            musicnn_dir=str(features.get("musicnn_dir", MUSICNN_DIR)),
+            efficientat_dir=str(features.get("efficientat_dir", EFFICIENTAT_DIR)),
+        )
+
+    def card_features(self) -> dict[str, Any]:
+        return {
+            "type": "pretrained-genre-fusion",
+            "backbones": [EFFICIENTAT, MUSICNN_BACKBONE],
+            "audioset_classes": dict(self.audioset_classes),
+            "msd_tags": dict(self.msd_tags),
+            "head_input": (
+                "per segment: the AudioSet logit of each genre's class (genre order), the "
+                "log-odds of each genre's MSD tag (probability clipped to [1e-6, 1 - 1e-6]; 0 "
+                "for genres without a tag), then the MSD tagger's 200 penultimate features"
+            ),
+            "segment": {
+                "seconds": round(SEGMENT_S, 4),
+                "efficientat": f"{SEGMENT_SAMPLES} samples at {SAMPLE_RATE} Hz, its log-mel",
+                "musicnn": (
+                    f"the same stretch resampled to {musicnn.SAMPLE_RATE} Hz (soxr HQ, whole "
+                    f"song), {musicnn.PATCH_FRAMES} log-mel frames"
+                ),
+            },
+            "max_segments": self.max_segments,
+            "segment_placement": (
+                "back to back from the start; past max_segments, evenly spaced from the first "
+                "to the last (features.segment_starts)"
+            ),
+            "musicnn_dir": self.musicnn_dir,
+            "efficientat_dir": self.efficientat_dir,
+        }
+
+
+@dataclass(frozen=True)
+class FusionOutputs:
+    """Both backbones' outputs for the same segments; row i of each belongs to segment i."""
+
+    audioset: efficientat.EfficientAtOutputs
+    msd: musicnn.MusicnnOutputs
+
+
+@dataclass(frozen=True)
+class PriorColumns:
+    """Where each genre's score sits in each tagger's outputs (None: the tagger has no name)."""
+
+    audioset: tuple[int, ...]
+    msd: tuple[int | None, ...]
+
+    @classmethod
+    def find(
+        cls,
+        genres: Sequence[str],
+        fusion_input: FusionInput,
+        audioset_labels: Sequence[str],
+        msd_tags: Sequence[str],
+    ) -> PriorColumns:
+        unnamed = [g for g in genres if g not in fusion_input.audioset_classes]
+        if unnamed:
+            raise ValueError(
+                f"the fusion model knows no AudioSet class for {', '.join(unnamed)}; it covers "
+                f"{', '.join(fusion_input.audioset_classes)}"
+            )
+        audioset = [list(audioset_labels).index(fusion_input.audioset_classes[g]) for g in genres]
+        msd = [
+            list(msd_tags).index(fusion_input.msd_tags[g]) if g in fusion_input.msd_tags else None
+            for g in genres
+        ]
+        return cls(tuple(audioset), tuple(msd))
+
+    @property
+    def msd_present(self) -> np.ndarray:
+        return np.array([column is not None for column in self.msd], dtype=np.float32)
+
+
+def to_musicnn_rate(audio: np.ndarray) -> np.ndarray:
+    """The 32 kHz song at musicnn's 16 kHz."""
+    return soxr.resample(audio, SAMPLE_RATE, musicnn.SAMPLE_RATE, quality="HQ").astype(
+        np.float32, copy=False
+    )
+
+
+def segment_inputs(audio: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's EfficientAT log-mel (n, 128, 300) and musicnn log-mel patch (n, 187, 96)."""
+    audio_16k = to_musicnn_rate(audio)
+    audioset = np.stack(
+        [efficientat.log_mel(audio[start : start + SEGMENT_SAMPLES]) for start in starts]
+    )
+    patches = []
+    for start in starts:
+        first = int(start) * musicnn.SAMPLE_RATE // SAMPLE_RATE
+        mel = musicnn.log_mel(audio_16k[first : first + MUSICNN_SEGMENT_SAMPLES])
+        if len(mel) < musicnn.PATCH_FRAMES:  # the resampled tail can fall a sample short
+            mel = np.resize(mel, (musicnn.PATCH_FRAMES, musicnn.N_MELS))
+        patches.append(mel[: musicnn.PATCH_FRAMES])
+    return audioset, np.stack(patches)
+
+
+def head_features(outputs: FusionOutputs, columns: PriorColumns) -> np.ndarray:
+    """The (segments, 2 * genres + 200) float32 matrix the head reads (see FusionInput)."""
+    audioset = outputs.audioset.logits[:, list(columns.audioset)]
+    msd = np.zeros_like(audioset)
+    for genre, column in enumerate(columns.msd):
+        if column is not None:
+            p = np.clip(outputs.msd.taggram[:, column], PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+            msd[:, genre] = np.log(p / (1 - p))
+    return np.hstack([audioset, msd, outputs.msd.penultimate]).astype(np.float32)
+
+
+class FusionModel:
+    """Genre probabilities (and descriptive tags) of 3-s segments spread over the whole song."""
+
+    def __init__(
+        self,
+        card: ModelCard,
+        head: Any = None,
+        tags: TagCalibration | None = None,
+        audioset: efficientat.EfficientAtBackbone | None = None,
+        msd: musicnn.MusicnnBackbone | None = None,
+    ) -> None:
+        self.card = card
+        self.fusion_input = FusionInput.from_card(card.features)
+        self.tags = tags if tags is not None else TagCalibration.from_card(card.features)
+        folder = card.path.parent
+        self.audioset = audioset or shared_efficientat(
+            weights_dir(folder, self.fusion_input.efficientat_dir)
+        )
+        self.msd = msd or shared_musicnn(
+            MUSICNN_BACKBONE, weights_dir(folder, self.fusion_input.musicnn_dir)
+        )
+        self.columns = PriorColumns.find(
+            card.genres, self.fusion_input, self.audioset.labels, self.msd.tags
+        )
+        self._tag_columns = (
+            [] if self.tags is None else [self.msd.tags.index(t) for t in self.tags.source_tags]
+        )
+        self.network, self._head = traced_head(card, head)
+
+    def starts(self, n_samples: int, max_segments: int) -> np.ndarray:
+        """Sample offsets of the segments heard, at most `max_segments` (and the card's bound)."""
+        limit = min(max_segments, self.fusion_input.max_segments)
+        return segment_starts(n_samples, SEGMENT_SAMPLES, limit)
+
+    def genre_probabilities(self, outputs: FusionOutputs) -> np.ndarray:
+        return self._head(head_features(outputs, self.columns))
+
+    def predict(self, audio: np.ndarray, max_segments: int) -> SegmentPredictions:
+        started = time.perf_counter()
+        starts = self.starts(len(audio), max_segments)
+        if len(starts) == 0:
+            return SegmentPredictions(
+                starts_s=np.zeros(0),
+                segment_s=SEGMENT_S,
+                probabilities=np.zeros((0, len(self.card.genres)), dtype=np.float32),
+                features_s=time.perf_counter() - started,
+                inference_s=0.0,
+            )
+        audioset_mels, patches = segment_inputs(audio, starts)
+        featured = time.perf_counter()
+        outputs = FusionOutputs(self.audioset.embed(audioset_mels), self.msd.embed(patches))
+        probabilities = self.genre_probabilities(outputs)
+        tags = self.tags
+        return SegmentPredictions(
+            starts_s=starts / SAMPLE_RATE,
+            segment_s=SEGMENT_S,
+            probabilities=probabilities,
+            features_s=featured - started,
+            inference_s=time.perf_counter() - featured,
+            tag_names=tags.names if tags is not None else (),
+            tag_probabilities=(
+                outputs.msd.taggram[:, self._tag_columns] if tags is not None else None
+            ),
+            tag_thresholds=tags.thresholds if tags is not None else None,
+        )
+
+    def warm_up(self, max_segments: int) -> None:
+        # Traces the head and lets TensorFlow set up the batch sizes requests will use.
+        rng = np.random.default_rng(0)
+        most = min(max_segments, self.fusion_input.max_segments)
+        noise = (rng.standard_normal(SEGMENT_SAMPLES * (most + 1)) * 0.1).astype(np.float32)
+        self.predict(noise, most)
+        self.predict(noise[: SEGMENT_SAMPLES + 1000], 1)
