@@ -7,13 +7,13 @@ import contextlib
 import logging
 from typing import Literal
 
-import aiohttp
 import discord
 import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from classifier.errors import ScriabinError
 from classifier.results import Source, Upload
 from config import Settings
 
@@ -21,6 +21,7 @@ from .autodetect import AutodetectStore
 from .core import GenreBot, Request
 from .links import first_link
 from .replies import APOLOGY, GenreReply, genre_lines
+from .uploads import fetch_upload
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,20 @@ def attachment_problem(attachment: discord.Attachment, max_mb: float) -> str | N
     if attachment.size > max_mb * 1024 * 1024:
         return TOO_BIG.format(size=attachment.size / 1024 / 1024, limit=max_mb)
     return None
+
+
+async def download(attachment: discord.Attachment, settings: Settings) -> Upload:
+    """Fetch an attachment from Discord's CDN, counting its bytes as they arrive: the size an
+    attachment declares is the sender's client's word, not a limit."""
+    limit_mb = settings.discord_max_upload_mb
+    return await fetch_upload(
+        attachment.url,
+        attachment.filename,
+        limit_bytes=int(limit_mb * 1024 * 1024),
+        timeout_s=settings.request_timeout_s,
+        too_large=f"That file is larger than {limit_mb:g} MB; I take files up to {limit_mb:g} MB.",
+        failed=DOWNLOAD_FAILED,
+    )
 
 
 def link_in(text: str) -> str | None:
@@ -217,10 +232,10 @@ async def answer_interaction(
     source: Source
     if isinstance(song, discord.Attachment):
         try:
-            source = Upload(await song.read(), song.filename)
-        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
-            log.warning("could not download attachment %s: %s", song.id, error)
-            await send_error(interaction, DOWNLOAD_FAILED)
+            source = await download(song, client.settings)
+        except ScriabinError as error:
+            log.warning("attachment %s not downloaded: %s", song.id, error.code)
+            await send_error(interaction, str(error))
             return
     else:
         source = song

@@ -32,6 +32,7 @@ from telegram.ext import (
     filters,
 )
 
+from classifier.errors import DownloadFailed, ScriabinError
 from classifier.results import Upload
 from config import Settings
 
@@ -39,6 +40,7 @@ from .core import Answer, GenreBot, Request
 from .links import find_links, normalise_link
 from .logs import SecretScrubber
 from .replies import APOLOGY, HELP_TEXT, render_html
+from .uploads import fetch_upload
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ ASK_USAGE = (
     "Send /genre with a link (/genre https://…), or reply /genre to a message that has a song."
 )
 NETWORK_TROUBLE = "Telegram didn't answer me in time. Please try again in a moment."
+FILE_UNAVAILABLE = "I couldn't download that file from Telegram. Please try again."
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 # A document counts as a song when Telegram says it is audio or video (Ogg files are filed
@@ -191,6 +194,8 @@ def failure_text(error: BaseException | None, max_upload_mb: float) -> str | Non
     """What the user reads when handling their message broke; None when nobody can be told."""
     if isinstance(error, Forbidden):
         return None  # blocked by the user or removed from the group
+    if isinstance(error, ScriabinError):
+        return str(error)  # our own refusal (a file larger than it said), fit to show
     if isinstance(error, BadRequest) and "file is too big" in error.message.lower():
         return (
             f"That file is larger than the {max_upload_mb:g} MB Telegram lets me fetch. "
@@ -347,7 +352,7 @@ class TelegramAdapter:
         try:
             with contextlib.suppress(TelegramError):  # the typing hint is only a courtesy
                 await request.reply_chat_action(ChatAction.TYPING)
-            source = link if media is None else await download(media)
+            source = link if media is None else await download(media, self.settings)
             # The limits are checked again here: the refusal above was only a look.
             answer = await self.genre_bot.answer(Request(source, user=user))
             await show(placeholder, answer)
@@ -444,11 +449,24 @@ class TelegramAdapter:
         self._scrubbed.clear()
 
 
-async def download(media: Media) -> Upload:
-    """Fetch an upload through the Bot API (getFile, then the file itself)."""
+async def download(media: Media, settings: Settings) -> Upload:
+    """Fetch an upload through the Bot API (getFile, then the file itself), counting its bytes
+    as they arrive: the sizes Telegram declares may be missing or wrong."""
     file = await media.get_file()
-    data = await file.download_as_bytearray()
-    return Upload(bytes(data), upload_name(media))
+    if not file.file_path:
+        raise DownloadFailed(FILE_UNAVAILABLE)
+    limit_mb = settings.telegram_max_upload_mb
+    return await fetch_upload(
+        file.file_path,
+        upload_name(media),
+        limit_bytes=int(limit_mb * MB),
+        timeout_s=settings.request_timeout_s,
+        too_large=(
+            f"That file is larger than the {limit_mb:g} MB Telegram lets me fetch. "
+            "Send a smaller file or a link to the song instead."
+        ),
+        failed=FILE_UNAVAILABLE,
+    )
 
 
 async def show(placeholder: Message, answer: Answer) -> None:

@@ -1,10 +1,18 @@
-"""Decoding any container and codec to mono float32 at the model's sample rate with PyAV,
-whose wheels carry FFmpeg's libraries, so no system ffmpeg is ever needed."""
+"""Decoding any real audio or video file to mono float32 at the model's sample rate with PyAV,
+whose wheels carry FFmpeg's libraries, so no system ffmpeg is ever needed.
+
+Files come from strangers, so decoding is bounded whatever a file claims or holds: FFmpeg reads
+only the bytes we hand it (no protocols, no paths) and only through demuxers of real media
+containers; absurd sample rates and channel counts are refused; every frame is mixed to mono and
+resampled as it is decoded, into a buffer no larger than the longest song we accept.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +26,50 @@ log = logging.getLogger(__name__)
 
 # Below this peak level (about -80 dBFS) a whole file is treated as silence.
 SILENCE_PEAK = 1e-4
+# What real releases use at most: 192 kHz "high resolution" audio and 7.1 surround. More is a
+# studio format nobody posts in a chat, or a file built to make decoding expensive.
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 8
+# FFmpeg's demuxers of real audio and video containers (matched against each demuxer's names,
+# so "mov" covers mp4/m4a/3gp and "matroska" covers webm). Never playlists, concat scripts,
+# HLS/DASH manifests, image sequences, SDP or anything else that makes FFmpeg open more inputs.
+ALLOWED_DEMUXERS = (
+    "aac",
+    "ac3",
+    "aiff",
+    "amr",
+    "ape",
+    "asf",
+    "au",
+    "avi",
+    "caf",
+    "dsf",
+    "dts",
+    "eac3",
+    "flac",
+    "flv",
+    "matroska",
+    "mov",
+    "mp3",
+    "mpc",
+    "mpc8",
+    "mpeg",
+    "mpegts",
+    "ogg",
+    "tta",
+    "w64",
+    "wav",
+    "wv",
+)
+CONTAINER_OPTIONS = {
+    "format_whitelist": ",".join(ALLOWED_DEMUXERS),
+    # We hand FFmpeg a file object: it needs no protocol, so none is allowed (a demuxer that
+    # tried to open another file or URL would fail).
+    "protocol_whitelist": "none",
+}
+# How often (in decoded frames) the request's budget is asked whether to go on.
+CHECK_EVERY = 32
+RESAMPLE_QUALITY = "HQ"
 
 
 def decode_audio(
@@ -25,29 +77,27 @@ def decode_audio(
     sample_rate: int,
     max_duration_s: float | None = None,
     min_duration_s: float = 0.0,
+    checkpoint: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Decode the first audio stream of `source` to mono float32 samples at `sample_rate`.
 
     Raises NotAudio for data that is not decodable audio (corrupt, empty, an image, a text
-    file, a video without sound), TooLong past `max_duration_s`, and AudioTooShort under
-    `min_duration_s`. A stream that breaks off part-way keeps what was decoded before the break.
+    file, a script, a video without sound), TooLong past `max_duration_s` and AudioTooShort
+    under `min_duration_s`. `checkpoint` is called every few frames and may raise to stop
+    (the request's deadline, a shutdown). A stream that breaks off part-way keeps what was
+    decoded before the break.
     """
-    file = io.BytesIO(source) if isinstance(source, bytes) else source
-    if isinstance(file, Path):
-        file = str(file)
-    try:
-        container = av.open(file, mode="r", metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError, IndexError) as error:
-        log.debug("cannot open media: %s", error)
-        raise NotAudio("That doesn't look like an audio or video file I can read.") from None
-    with container:
+    with _opened(source) as container:
         if not container.streams.audio:
             raise NotAudio("There's no sound in that file.")
         stream = container.streams.audio[0]
+        if stream.codec_context is None:  # a codec FFmpeg has no decoder for
+            raise NotAudio("That file's sound is in a format I can't decode.")
+        _refuse_absurd(stream.codec_context.sample_rate, stream.codec_context.channels)
         declared = _declared_duration(container, stream)
         if max_duration_s is not None and declared is not None and declared > max_duration_s:
             raise TooLong(_too_long_text(max_duration_s))
-        samples = _decode_stream(container, stream, sample_rate, max_duration_s)
+        samples = _decode_stream(container, stream, sample_rate, max_duration_s, checkpoint)
     if samples.size == 0:
         raise NotAudio("That file has no audio in it that I could decode.")
     duration = samples.size / sample_rate
@@ -60,6 +110,39 @@ def decode_audio(
     return samples
 
 
+@contextmanager
+def _opened(source: Path | bytes | BinaryIO) -> Iterator[av.container.InputContainer]:
+    """The container, opened from a file object with the allowed demuxers only."""
+    if isinstance(source, bytes):
+        file: BinaryIO = io.BytesIO(source)
+    elif isinstance(source, Path):
+        file = source.open("rb")
+    else:
+        file = source
+    try:
+        try:
+            container = av.open(
+                file, mode="r", metadata_errors="ignore", container_options=CONTAINER_OPTIONS
+            )
+        except (av.FFmpegError, UnicodeDecodeError, ValueError, IndexError, OSError) as error:
+            log.debug("cannot open media: %s", error)
+            raise NotAudio("That doesn't look like an audio or video file I can read.") from None
+        with container:
+            yield container
+    finally:
+        if file is not source:
+            file.close()
+
+
+def _refuse_absurd(rate: int | None, channels: int | None) -> None:
+    if rate is not None and rate > MAX_SAMPLE_RATE:
+        raise NotAudio(
+            f"That file claims a sample rate of {rate:,} Hz; I accept up to {MAX_SAMPLE_RATE:,} Hz."
+        )
+    if channels is not None and channels > MAX_CHANNELS:
+        raise NotAudio(f"That file claims {channels} channels; I accept up to {MAX_CHANNELS}.")
+
+
 def _declared_duration(
     container: av.container.InputContainer, stream: av.AudioStream
 ) -> float | None:
@@ -70,39 +153,91 @@ def _declared_duration(
     return None
 
 
+class _Samples:
+    """Mono samples at the output rate, in a buffer that never grows past `limit` samples
+    (TooLong instead); without a limit it grows as needed (training data we trust)."""
+
+    def __init__(self, limit: int | None, too_long: str) -> None:
+        self.limit = limit
+        self.too_long = too_long
+        self.data = np.empty(limit if limit is not None else 1 << 20, dtype=np.float32)
+        self.size = 0
+
+    def append(self, chunk: np.ndarray) -> None:
+        end = self.size + chunk.size
+        if end > self.data.size:
+            if self.limit is not None:
+                raise TooLong(self.too_long)
+            grown = np.empty(max(end, 2 * self.data.size), dtype=np.float32)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : end] = chunk
+        self.size = end
+
+    def result(self) -> np.ndarray:
+        samples = self.data[: self.size]
+        # Decoders can overshoot full scale slightly; the features expect [-1, 1].
+        np.clip(samples, -1.0, 1.0, out=samples)
+        return samples.copy() if self.size < self.data.size // 2 else samples
+
+
 def _decode_stream(
     container: av.container.InputContainer,
     stream: av.AudioStream,
     sample_rate: int,
     max_duration_s: float | None,
+    checkpoint: Callable[[], None] | None,
 ) -> np.ndarray:
-    # Frames are mixed to mono in NumPy and the whole track resampled once with soxr at the
-    # end: per-frame calls into FFmpeg's resampler cost more than the decoding itself.
-    chunks: list[np.ndarray] = []
-    total = 0
-    rate = stream.codec_context.sample_rate or sample_rate
-    limit = None if max_duration_s is None else int((max_duration_s + 1) * rate)
+    # Each frame is mixed to mono in NumPy and fed to soxr's streaming resampler (the same
+    # filter the models were trained through), so memory holds one frame at the file's rate
+    # and the song at ours, never the song at a rate a file may make up.
+    too_long = _too_long_text(max_duration_s or 0)
+    limit = None if max_duration_s is None else int((max_duration_s + 1) * sample_rate)
+    out = _Samples(limit, too_long)
+    resampler: soxr.ResampleStream | None = None
+    rate = 0
+    heard_s = 0.0  # at the file's own rates, so a lagging resampler cannot hide a long file
     try:
-        for frame in container.decode(stream):
-            chunk = _mono(frame)
-            chunks.append(chunk)
-            total += chunk.size
-            rate = frame.sample_rate or rate
-            if limit is not None and total > limit:
-                raise TooLong(_too_long_text(max_duration_s or 0))
+        for number, frame in enumerate(container.decode(stream)):
+            if checkpoint is not None and number % CHECK_EVERY == 0:
+                checkpoint()
+            _refuse_absurd(frame.sample_rate, len(frame.layout.channels))
+            if frame.sample_rate != rate:  # the first frame, or a stream that changes rate
+                if resampler is not None:
+                    out.append(_finish(resampler))
+                rate = frame.sample_rate
+                resampler = _resampler(rate, sample_rate)
+            heard_s += frame.samples / rate
+            if limit is not None and heard_s > max_duration_s + 1:
+                raise TooLong(too_long)
+            mono = _mono(frame)
+            out.append(mono if resampler is None else resampler.resample_chunk(mono))
     except av.FFmpegError as error:
         # Truncated downloads and damaged tails: keep what was decoded before the damage.
         log.debug("decoding stopped early: %s", error)
-        if total == 0:
+        if out.size == 0 and heard_s == 0:
             raise NotAudio("That file is damaged: I couldn't decode any audio from it.") from None
-    if not chunks:
+    except (ValueError, TypeError, ZeroDivisionError) as error:
+        # Frames whose own description makes no sense (no rate, no layout): not usable audio.
+        log.info("undecodable frame: %s", error)
+        raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
+    if resampler is not None:
+        out.append(_finish(resampler))
+    return out.result()
+
+
+def _resampler(rate: int, sample_rate: int) -> soxr.ResampleStream | None:
+    if not rate or rate <= 0:
+        raise NotAudio("That file's audio has no sample rate I can use.")
+    if rate == sample_rate:
+        return None
+    return soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+
+
+def _finish(resampler: soxr.ResampleStream | None) -> np.ndarray:
+    if resampler is None:
         return np.zeros(0, dtype=np.float32)
-    samples = np.concatenate(chunks)
-    if rate != sample_rate:
-        samples = soxr.resample(samples, rate, sample_rate, quality="HQ").astype(np.float32)
-    # Decoders can overshoot full scale slightly; the features expect [-1, 1].
-    np.clip(samples, -1.0, 1.0, out=samples)
-    return samples
+    return resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
 
 
 def _mono(frame: av.AudioFrame) -> np.ndarray:
@@ -116,7 +251,7 @@ def _mono(frame: av.AudioFrame) -> np.ndarray:
     elif data.dtype.kind == "i":
         data = data.astype(np.float32) / np.float32(2 ** (8 * data.dtype.itemsize - 1))
     if len(data) == 1:
-        return data[0].astype(np.float32, copy=False)
+        return np.ascontiguousarray(data[0], dtype=np.float32)
     return data.mean(axis=0, dtype=np.float32)
 
 

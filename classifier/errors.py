@@ -74,3 +74,15 @@ class Busy(ScriabinError):
 
 class UnknownModel(ScriabinError):
     code = "unknown_model"
+
+
+class TooSlow(ScriabinError):
+    """The request ran past its overall deadline (a slow site, or too much to decode)."""
+
+    code = "too_slow"
+
+
+class ShuttingDown(ScriabinError):
+    """The bot is restarting: requests in flight are given up and their files removed."""
+
+    code = "restarting"

@@ -8,6 +8,7 @@ import logging
 import re
 import shutil
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Any
 
 from config import Settings
 
+from .budget import MeteredStream, RequestBudget
 from .errors import (
     DownloadFailed,
     LiveStream,
@@ -51,6 +53,12 @@ COOKIES_COPY_NAME = "cookies.txt"
 NETSCAPE_HEADER = "# Netscape HTTP Cookie File"
 HTTPONLY_PREFIX = "#HttpOnly_"
 COOKIE_FIELDS = 7
+TEMP_PREFIX = "scriabin-"
+
+# Every download folder that exists right now, so a shutdown can remove them all even while a
+# worker is still inside one.
+_live_folders: set[Path] = set()
+_live_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -289,7 +297,23 @@ def _youtube_dl_class() -> type:
     from yt_dlp.networking.common import _REQUEST_HANDLERS, _RH_PREFERENCES
 
     class GuardedYoutubeDL(YoutubeDL):
-        """YoutubeDL limited to the HTTP stacks whose connections the guard sees."""
+        """YoutubeDL limited to the HTTP stacks whose connections the guard sees, whose every
+        response body (pages, manifests, media) is read against the request's budget."""
+
+        budget: RequestBudget | None = None
+
+        def urlopen(self, req: Any) -> Any:
+            budget = self.budget
+            if budget is not None:
+                budget.check()
+            response = super().urlopen(req)
+            if budget is not None:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and budget.read_bytes + int(declared) > budget.max_bytes:
+                    response.close()
+                    raise TooLarge(budget.too_large)
+                response.fp = MeteredStream(response.fp, budget)
+            return response
 
         @functools.cached_property
         def _request_director(self) -> Any:
@@ -306,6 +330,7 @@ def _youtube_dl_class() -> type:
 def _ydl_params(
     settings: Settings, workdir: Path, logger: _YtDlpLog, cookie_copy: Path | None
 ) -> dict[str, Any]:
+    # A single read never waits longer than the network timeout, nor the whole request's.
     limit = settings.max_download_bytes
 
     def stop_when_too_large(status: dict[str, Any]) -> None:
@@ -346,7 +371,7 @@ def _ydl_params(
         "noprogress": True,
         "color": {"stdout": "no_color", "stderr": "no_color"},
         "logger": logger,
-        "socket_timeout": settings.network_timeout_s,
+        "socket_timeout": min(settings.network_timeout_s, settings.request_timeout_s),
         "retries": RETRIES,
         "fragment_retries": RETRIES,
         "extractor_retries": RETRIES,
@@ -457,7 +482,28 @@ def _copy_cookies(settings: Settings, workdir: Path) -> tuple[Path | None, list[
     return copy, secrets
 
 
-def _download(url: str, settings: Settings, workdir: Path) -> FetchedAudio:
+def _own_error(error: BaseException) -> ScriabinError | None:
+    """Our own error (the budget's TooLarge or TooSlow) that yt-dlp wrapped in its own."""
+    pending: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ScriabinError):
+            return current
+        exc_info = getattr(current, "exc_info", None)
+        pending += [
+            getattr(current, "cause", None),
+            current.__cause__,
+            current.__context__,
+            exc_info[1] if exc_info else None,
+        ]
+    return None
+
+
+def _download(url: str, settings: Settings, workdir: Path, budget: RequestBudget) -> FetchedAudio:
     from yt_dlp.cookies import CookieLoadError
     from yt_dlp.utils import YoutubeDLError
 
@@ -468,6 +514,7 @@ def _download(url: str, settings: Settings, workdir: Path) -> FetchedAudio:
     with guarded(settings):
         try:
             with _youtube_dl_class()(params) as ydl:
+                ydl.budget = budget
                 info = ydl.extract_info(url, download=False)
                 if not info:
                     raise UnsupportedLink("I couldn't find any audio or video behind that link.")
@@ -481,11 +528,16 @@ def _download(url: str, settings: Settings, workdir: Path) -> FetchedAudio:
             log.warning("the configured cookies file could not be loaded by yt-dlp")
             raise DownloadFailed(_GENERIC_FAILURE) from None
         except YoutubeDLError as error:
+            own = _own_error(error)
+            if own is not None:  # the budget ran out while yt-dlp was reading
+                log.info("download of %s stopped: %s", redact(url), own.code)
+                raise own from None
             # DownloadError carries the exception behind it; the others are their own cause.
             exc_info = getattr(error, "exc_info", None)
             cause = exc_info[1] if exc_info and exc_info[1] is not None else error
             log.info("download of %s failed: %s", redact(url), redact(str(error)))
             raise _with_limits(explain_download_error(str(error), cause), settings) from None
+    budget.check()
     path = _downloaded_file(info, workdir)
     if path is None:
         # yt-dlp gives up on some problems (max-filesize among them) without raising.
@@ -516,16 +568,45 @@ def _link_back(info: dict[str, Any], url: str) -> str:
     return page
 
 
+def download_budget(settings: Settings) -> RequestBudget:
+    """A fresh budget for one request: the download limit and the request deadline."""
+    return RequestBudget(
+        settings.max_download_bytes, settings.request_timeout_s, _too_large_text(settings)
+    )
+
+
 @contextmanager
-def fetch_audio(url: str, settings: Settings) -> Iterator[FetchedAudio]:
+def fetch_audio(
+    url: str, settings: Settings, budget: RequestBudget | None = None
+) -> Iterator[FetchedAudio]:
     """Download the audio behind `url` for the duration of the block; the file and its
-    folder are removed when the block ends, however it ends."""
+    folder are removed when the block ends, however it ends. Every byte read (pages and
+    media) counts against `budget`, which also carries the request's deadline."""
     url = url.strip() if isinstance(url, str) else url
+    budget = budget or download_budget(settings)
     check_url(url, settings)
-    workdir = Path(tempfile.mkdtemp(prefix="scriabin-"))
+    workdir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    with _live_lock:
+        _live_folders.add(workdir)
     try:
-        yield _download(url, settings, workdir)
+        yield _download(url, settings, workdir, budget)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        if workdir.exists():
-            log.warning("could not remove the temporary folder of a download")
+        budget.release()
+        _remove(workdir)
+
+
+def _remove(workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+    with _live_lock:
+        _live_folders.discard(workdir)
+    if workdir.exists():
+        log.warning("could not remove the temporary folder of a download")
+
+
+def remove_download_folders() -> int:
+    """Remove every download folder still in use (at shutdown); returns how many there were."""
+    with _live_lock:
+        folders = list(_live_folders)
+    for folder in folders:
+        _remove(folder)
+    return len(folders)

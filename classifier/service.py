@@ -3,6 +3,8 @@
 Requests run the blocking pipeline in a bounded pool of worker threads. A request that would
 have to wait behind more than `queue_size` others is refused at once with `Busy`, so a burst of
 links never piles up minutes of work; recent link results are answered from a small cache.
+Each request has a budget (bytes and a deadline): past the deadline its caller hears TooSlow at
+once and its worker is stopped; `shutdown()` stops them all and removes their files.
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ from pathlib import Path
 
 from config import Settings
 
-from .errors import Busy
+from .budget import TOO_SLOW, RequestBudget
+from .errors import Busy, ShuttingDown, TooSlow
+from .fetch import download_budget, remove_download_folders
 from .model import GenreModel, load_model
 from .pipeline import classify_source, is_url
 from .results import Classification, Source, Upload
+
+RESTARTING = (
+    "I'm restarting right now, so I had to stop listening. Please send it again in a minute."
+)
+# How long shutdown() waits for stopped workers to finish before removing their files anyway.
+SHUTDOWN_GRACE_S = 3.0
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,8 @@ class ClassifierService:
         self._model: GenreModel | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = 0
+        self._budgets: set[RequestBudget] = set()
+        self._closing = False
         self._cache: OrderedDict[tuple[str, str], Classification] = OrderedDict()
 
     @property
@@ -73,6 +85,8 @@ class ClassifierService:
 
     async def classify(self, source: Source) -> Classification:
         """Classify a link, a local file or uploaded bytes. Raises ScriabinError subclasses."""
+        if self._closing:
+            raise ShuttingDown(RESTARTING)
         if self._pool is None:
             await self.start()
         assert self._pool is not None
@@ -82,17 +96,33 @@ class ClassifierService:
             return self._cache[key]
         if self._in_flight >= self.capacity:
             raise Busy("I'm busy with other songs right now. Please try again in a minute.")
+        budget = download_budget(self.settings)
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(
+            self._pool, classify_source, source, self.model, self.settings, budget
+        )
+        # The slot is held until the worker is really done, even when its caller stops waiting.
         self._in_flight += 1
+        self._budgets.add(budget)
+        work.add_done_callback(lambda _: self._finished(budget))
         try:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(
-                self._pool, classify_source, source, self.model, self.settings
-            )
-        finally:
-            self._in_flight -= 1
+            result = await asyncio.wait_for(asyncio.shield(work), timeout=budget.remaining_s)
+        except TimeoutError:
+            budget.stop(TooSlow(TOO_SLOW))
+            raise TooSlow(TOO_SLOW) from None
+        except asyncio.CancelledError:
+            budget.stop(ShuttingDown(RESTARTING))
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our caller is being cancelled
+            raise ShuttingDown(RESTARTING) from None  # the pool dropped the queued request
         if key is not None:
             self._remember(key, result)
         return result
+
+    def _finished(self, budget: RequestBudget) -> None:
+        self._in_flight -= 1
+        self._budgets.discard(budget)
 
     def _cache_key(self, source: Source) -> tuple[str, str] | None:
         if self.settings.cache_size == 0 or isinstance(source, Upload | Path):
@@ -107,10 +137,26 @@ class ClassifierService:
         while len(self._cache) > self.settings.cache_size:
             self._cache.popitem(last=False)
 
+    def stop_requests(self) -> None:
+        """Refuse new requests and stop every running one: its caller hears ShuttingDown."""
+        self._closing = True
+        for budget in list(self._budgets):
+            budget.stop(ShuttingDown(RESTARTING))
+
     async def close(self) -> None:
+        """Stop the running requests, give their workers a moment to clean up, then remove
+        whatever download folders are left and release the pool."""
+        self.stop_requests()
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=False, cancel_futures=True)
+            waited = 0.0
+            while self._in_flight and waited < SHUTDOWN_GRACE_S:
+                await asyncio.sleep(0.05)
+                waited += 0.05
+        removed = remove_download_folders()
+        if removed:
+            log.info("removed %d download folder(s) of stopped requests", removed)
 
     async def __aenter__(self) -> ClassifierService:
         await self.start()

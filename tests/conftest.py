@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,17 @@ GTZAN_MINI = SHARED_DIR / "data" / "gtzan-mini"
 SEED_MODEL = SHARED_DIR / "seed-model" / "music_genre_cnn.hdf5"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Where downloads go unless a test says otherwise, as the process found it.
+SYSTEM_TEMP = Path(tempfile.gettempdir())
+
+
+@pytest.fixture(autouse=True)
+def _no_download_left_behind() -> Iterator[None]:
+    """Every test leaves the temporary folder as it found it: no `scriabin-*` download."""
+    before = set(SYSTEM_TEMP.glob("scriabin-*"))
+    yield
+    left = set(SYSTEM_TEMP.glob("scriabin-*")) - before
+    assert not left, f"temporary files left behind: {sorted(map(str, left))}"
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import ClientConnectionResetError, WSMsgType, web
 
 API_VERSION = 10
+ATTACHMENT_CHUNK = 256 * 1024
 API_PREFIX = f"/api/v{API_VERSION}"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 HEARTBEAT_INTERVAL_MS = 41_250
@@ -157,6 +158,7 @@ class DiscordStandIn:
         self.interactions: dict[int, StandInInteraction] = {}
         self.channel_messages: list[StandInMessage] = []
         self._attachments: dict[int, tuple[bytes, str]] = {}
+        self.attachment_bytes_sent = 0
         self._rejections: list[tuple[str, str, web.Response]] = []
         self._session: _GatewaySession | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -639,7 +641,17 @@ class DiscordStandIn:
         if stored is None:
             return web.Response(status=404, text="Not Found")
         data, content_type = stored
-        return web.Response(body=data, headers={"Content-Type": content_type})
+        # Streamed in pieces, counting what the client took, as a large file would be.
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        await response.prepare(request)
+        for start in range(0, len(data), ATTACHMENT_CHUNK):
+            piece = data[start : start + ATTACHMENT_CHUNK]
+            try:
+                await response.write(piece)
+            except (ConnectionResetError, ClientConnectionResetError):
+                break
+            self.attachment_bytes_sent += len(piece)
+        return response
 
     # -- payloads --------------------------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 """A real HTTP server on a loopback address for the fetch tests: files, redirects, 404s, a slow
-endpoint and a response without a length, and a record of every request it was sent."""
+endpoint, a response without a length, hostile ones (a page that never ends, a server that
+drips a byte a second), and a record of every request it was sent and every byte it wrote."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +63,15 @@ class _Handler(BaseHTTPRequestHandler):
                 # Waits on the server's stop event, so closing the server never waits for it.
                 self.server.stopping.wait(float(query.get("seconds", ["5"])[0]))
                 self._send(b"slow answer", "text/plain", send_body)
+            elif parts.path == "/endless":
+                self._endless(query.get("type", ["text/html"])[0], send_body)
+            elif parts.path == "/drip":
+                self._drip(
+                    query.get("type", ["text/html"])[0],
+                    float(query.get("every", ["1"])[0]),
+                    int(query.get("length", ["0"])[0]),
+                    send_body,
+                )
             elif parts.path.startswith("/stream/"):
                 self._send_file(parts.path.removeprefix("/stream/"), send_body, length=False)
             else:
@@ -81,6 +92,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(body)
+
+    def _endless(self, content_type: str, send_body: bool) -> None:
+        """A body with no length that never ends, as fast as the client reads it."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.close_connection = True
+        self.end_headers()
+        chunk = b"<p>" + b"all work and no play " * 3000 + b"</p>\n"
+        while send_body and not self.server.stopping.is_set():
+            self.wfile.write(chunk)
+            self.server.count(self.path, len(chunk))
+
+    def _drip(self, content_type: str, every: float, length: int, send_body: bool) -> None:
+        """One byte every `every` seconds, for ever (or until `length` bytes, if given)."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        if length:
+            self.send_header("Content-Length", str(length))
+        self.close_connection = True
+        self.end_headers()
+        self.wfile.flush()
+        sent = 0
+        while send_body and (not length or sent < length):
+            if self.server.stopping.wait(every):
+                return
+            self.wfile.write(b"\0" if content_type.startswith("audio") else b" ")
+            self.wfile.flush()
+            sent += 1
+            self.server.count(self.path, 1)
 
     def _send_file(self, name: str, send_body: bool, length: bool) -> None:
         path = (self.server.root / name).resolve()
@@ -108,11 +148,18 @@ class _Server(ThreadingHTTPServer):
         self.root = root.resolve()
         self.stopping = threading.Event()
         self.requests: list[RecordedRequest] = []
+        self.sent: dict[str, int] = {}
+        self.last_write = time.monotonic()
         self._lock = threading.Lock()
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def count(self, path: str, size: int) -> None:
+        with self._lock:
+            self.sent[path] = self.sent.get(path, 0) + size
+            self.last_write = time.monotonic()
 
 
 class LocalServer:
@@ -137,6 +184,16 @@ class LocalServer:
         """Every request seen so far, in order."""
         with self._server._lock:
             return list(self._server.requests)
+
+    def bytes_sent(self, path: str) -> int:
+        """Body bytes written so far to requests for `path` (hostile endpoints only)."""
+        with self._server._lock:
+            return sum(size for sent, size in self._server.sent.items() if sent == path)
+
+    @property
+    def seconds_since_last_write(self) -> float:
+        with self._server._lock:
+            return time.monotonic() - self._server.last_write
 
     @property
     def paths(self) -> list[str]:

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 BOT_ID = 7_000_001
 BOT_USERNAME = "ScriabinTestBot"
 # What the public Bot API lets a bot download, and how long a message may be (UTF-16 units).
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
+FILE_CHUNK = 256 * 1024
 MAX_TEXT_LENGTH = 4096
 # Fields sent as plain strings; every other field arrives JSON-encoded, as the libraries send it.
 TEXT_FIELDS = frozenset({"text", "caption", "parse_mode", "action", "file_id", "language_code"})
@@ -117,6 +118,7 @@ class StoredFile:
     file_unique_id: str
     data: bytes
     path: str
+    declared_size: int | None = None
 
 
 @dataclass
@@ -222,6 +224,7 @@ class BotApiStandIn:
         self.commands: list[dict[str, Any]] = []
         self.chat_actions: list[tuple[int, str]] = []
         self.downloads: list[str] = []
+        self.file_bytes_sent = 0
         self.allowed_updates: list[str] | None = None
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -315,7 +318,17 @@ class BotApiStandIn:
             return web.Response(status=404, text="Not Found")
         self.downloads.append(stored.path)
         self._pulse()
-        return web.Response(body=stored.data, content_type="application/octet-stream")
+        # Streamed in pieces, counting what the client took, as a large file would be.
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        for start in range(0, len(stored.data), FILE_CHUNK):
+            piece = stored.data[start : start + FILE_CHUNK]
+            try:
+                await response.write(piece)
+            except (ConnectionResetError, ClientConnectionResetError):
+                break
+            self.file_bytes_sent += len(piece)
+        return response
 
     # --- feeding the bot, as Telegram would --------------------------------------------------
 
@@ -394,9 +407,15 @@ class BotApiStandIn:
         mime_type: str,
         caption: str | None = None,
         size_known: bool = True,
+        declared_size: int | None = None,
     ) -> dict[str, Any]:
-        """A file sent as a document; Telegram leaves out `file_size` when it doesn't know it."""
+        """A file sent as a document; Telegram leaves out `file_size` when it doesn't know it.
+        `declared_size` is a size that lies (in the message and in getFile), as a self-hosted
+        or misbehaving Bot API server may say, and getFile then hands the file over."""
         document = self._store(data, "documents", file_name)
+        if declared_size is not None:
+            document["file_size"] = declared_size
+            self._files[document["file_id"]].declared_size = declared_size
         if not size_known:
             del document["file_size"]
         document.update(file_name=file_name, mime_type=mime_type)
@@ -633,12 +652,13 @@ class BotApiStandIn:
         stored = self._files.get(str(params.get("file_id")))
         if stored is None:
             raise ApiError(400, "Bad Request: invalid file_id")
-        if len(stored.data) > DOWNLOAD_LIMIT:
+        size = len(stored.data) if stored.declared_size is None else stored.declared_size
+        if size > DOWNLOAD_LIMIT:
             raise ApiError(400, "Bad Request: file is too big")
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.data),
+            "file_size": size,
             "file_path": stored.path,
         }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,8 +13,12 @@ import numpy as np
 import pytest
 
 from classifier.audio import decode_audio
-from classifier.errors import AudioTooShort, NotAudio, TooLong
+from classifier.budget import RequestBudget
+from classifier.errors import AudioTooShort, NotAudio, TooLong, TooSlow
+from tests.audio_bombs import constant_flac, wav_header
 from tests.audio_fixtures import FORMATS, song, write_audio, write_song
+
+REPO = Path(__file__).resolve().parents[1]
 
 RATE = 22050
 
@@ -144,3 +151,120 @@ def _write_video(path: Path, with_audio: bool) -> None:
                     container.mux(packet)
             for packet in audio.encode(None):
                 container.mux(packet)
+
+
+# --- hostile files -------------------------------------------------------------------------
+
+MODEL_RATE = 32000
+MAX_S = 1200.0
+GIGABYTE = 1 << 30
+
+
+def _peak_rss_of_decoding(tmp_path: Path, data: bytes) -> tuple[str, float]:
+    """Decode `data` in a fresh process; its outcome, and its peak memory above the process
+    as it was just before decoding (imports done, file in memory), in bytes."""
+    path = tmp_path / "bomb.bin"
+    path.write_bytes(data)
+    code = f"""
+import resource, sys
+from pathlib import Path
+from classifier.audio import decode_audio
+from classifier.budget import RequestBudget
+data = Path({str(path)!r}).read_bytes()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    samples = decode_audio(data, {MODEL_RATE}, max_duration_s={MAX_S})
+    outcome = f"decoded {{samples.size / {MODEL_RATE}:.0f}} s"
+except Exception as error:
+    outcome = f"{{type(error).__name__}}: {{error}}"
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(outcome)
+print((after - before) * 1024)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    outcome, peak = done.stdout.strip().splitlines()[-2:]
+    return outcome, float(peak)
+
+
+def test_a_sample_rate_bomb_is_refused_before_decoding() -> None:
+    bomb = constant_flac(20 * 60, rate=655_350)  # 20 minutes at 655 kHz in ~200 KB
+    assert len(bomb) < 400_000
+    started = time.monotonic()
+    with pytest.raises(NotAudio, match="sample rate of 655,350 Hz"):
+        decode_audio(bomb, MODEL_RATE, max_duration_s=MAX_S)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_header_that_hides_the_frames_rate_is_caught_at_the_frames() -> None:
+    liar = constant_flac(5, rate=655_350, declared_rate=44_100, declared_samples=44_100)
+    with pytest.raises(NotAudio, match="655,350 Hz"):
+        decode_audio(liar, MODEL_RATE, max_duration_s=MAX_S)
+
+
+@pytest.mark.slow
+def test_the_longest_file_at_the_highest_rate_decodes_in_bounded_memory(tmp_path: Path) -> None:
+    bomb = constant_flac(MAX_S, rate=192_000, channels=2)  # 460 M samples in ~170 KB
+    outcome, peak = _peak_rss_of_decoding(tmp_path, bomb)
+    assert outcome == "decoded 1200 s"
+    # The song at the model's rate (154 MB as float32) and one frame at the file's, not 3.7 GB.
+    assert peak < GIGABYTE / 2
+
+
+def test_a_file_longer_than_its_header_says_stops_at_the_limit(tmp_path: Path) -> None:
+    liar = constant_flac(25 * 60, rate=192_000, channels=2, declared_samples=192_000 * 10)
+    outcome, peak = _peak_rss_of_decoding(tmp_path, liar)
+    assert outcome == "TooLong: That's longer than 20 minutes, the longest I listen to."
+    assert peak < GIGABYTE / 2
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (wav_header(44_100, 64, 16, 64 * 2 * 44_100), "64 channels; I accept up to 8"),
+        (wav_header(384_000, 2, 16, 4 * 384_000), "384,000 Hz; I accept up to 192,000"),
+        (wav_header(44_100, 1, 0, 2 * 44_100), "can't decode"),
+    ],
+    ids=["64-channels", "384-kHz", "zero-bits-per-sample"],
+)
+def test_absurd_wav_headers_are_refused_with_a_reason(header: bytes, reason: str) -> None:
+    data = header + bytes(range(256)) * 700
+    with pytest.raises(NotAudio, match=reason):
+        decode_audio(data, MODEL_RATE, max_duration_s=MAX_S)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        b"ffconcat version 1.0\nfile 'private/recording.wav'\n",
+        b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nprivate/recording.wav\n#EXT-X-ENDLIST\n",
+        b"v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 5004 RTP/AVP 0\n",
+        b'<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><Period><AdaptationSet>'
+        b"<Representation><BaseURL>private/recording.wav</BaseURL></Representation>"
+        b"</AdaptationSet></Period></MPD>",
+    ],
+    ids=["ffconcat", "hls", "sdp", "dash"],
+)
+def test_scripts_and_manifests_naming_other_files_are_never_followed(
+    script: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir()
+    write_audio(private / "recording.wav", song(4.0, RATE), RATE)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotAudio):
+        decode_audio(script, RATE)
+    # The same script saved as a file, as a download would be, is refused the same way.
+    saved = tmp_path / "upload.wav"
+    saved.write_bytes(script)
+    with pytest.raises(NotAudio):
+        decode_audio(saved, RATE)
+
+
+def test_a_passed_deadline_stops_decoding(tmp_path: Path) -> None:
+    path = write_song(tmp_path / "song", seconds=60.0, fmt="flac")
+    budget = RequestBudget(max_bytes=1, timeout_s=0.0, too_large="")
+    with pytest.raises(TooSlow, match="too slow"):
+        decode_audio(path, RATE, checkpoint=budget.check)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ from pydantic import SecretStr
 from bot.core import GenreBot
 from bot.discord_bot import CONTEXT_MENU, DiscordAdapter
 from bot.replies import APOLOGY, genre_label
-from classifier.service import ClassifierService
+from classifier.service import RESTARTING, ClassifierService
 from config import Settings
 from tests.audio_fixtures import write_song
 from tests.discord_standin import (
@@ -25,6 +27,7 @@ from tests.discord_standin import (
     DiscordStandIn,
     StandInMessage,
 )
+from tests.processes import TRICKLE, start_scriabin, until_downloading
 
 if TYPE_CHECKING:
     from tests.http_server import LocalServer
@@ -400,3 +403,69 @@ async def test_unexpected_failure_is_answered_with_the_apology_and_logged(
     assert answer.ephemeral and answer.content == APOLOGY
     assert "genre failed for user" in caplog.text
     assert standin.token not in caplog.text
+
+
+async def test_an_attachment_claiming_one_kilobyte_is_cut_off_at_the_limit(
+    start_bot: StartBot, standin: DiscordStandIn
+) -> None:
+    await start_bot()
+    attachment = standin.upload(bytes(60 * 1024 * 1024), "tiny.mp3", "audio/mpeg", size=1000)
+
+    interaction = await standin.use_slash_command(
+        "genre", standin.add_user("erin"), options={"file": attachment}
+    )
+    answer = await standin.wait_for_answer(interaction)
+
+    assert answer.ephemeral and "larger than 25 MB" in answer.content
+    assert standin.requests_to("GET", r"/attachments/.*")
+    assert standin.attachment_bytes_sent < 40 * 1024 * 1024
+
+
+async def test_an_attached_ffmpeg_script_never_opens_files_beside_the_bot(
+    start_bot: StartBot, standin: DiscordStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await start_bot()
+    private = tmp_path / "private"
+    private.mkdir()
+    write_song(private / "recording", 8, "wav")
+    monkeypatch.chdir(tmp_path)
+    script = b"ffconcat version 1.0\nfile 'private/recording.wav'\n"
+    attachment = standin.upload(script, "song.mp3", "audio/mpeg")
+
+    interaction = await standin.use_slash_command(
+        "genre", standin.add_user("frank"), options={"file": attachment}
+    )
+    answer = await standin.wait_for_answer(interaction)
+
+    assert answer.ephemeral
+    assert answer.content == "That doesn't look like an audio or video file I can read."
+
+
+@pytest.mark.slow
+async def test_sigterm_tells_people_in_flight_and_leaves_nothing_behind(
+    standin: DiscordStandIn, http_server: LocalServer, tmp_path: Path
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = await start_scriabin(
+        "bot", temp=temp, DISCORD_TOKEN=standin.token, SCRIABIN_DISCORD_API_URL=standin.api_url
+    )
+    try:
+        await standin.wait_until_connected(timeout=120)
+        interaction = await standin.use_slash_command(
+            "genre", standin.add_user("gina"), options={"link": http_server.url(TRICKLE)}
+        )
+        await until_downloading(temp)
+        assert not interaction.answers  # still "thinking"
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        answer = await standin.wait_for_answer(interaction, timeout=10)
+        _out, err = await asyncio.wait_for(process.communicate(), 10)
+        assert time.monotonic() - signalled < 10
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    assert answer.ephemeral and answer.content == RESTARTING
+    assert not list(temp.glob("scriabin-*"))
+    assert b"Traceback" not in err

@@ -8,7 +8,9 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +24,10 @@ from bot.limits import CoolingDown
 from bot.replies import APOLOGY, genre_label
 from bot.runner import chat_adapters
 from bot.telegram_bot import PLACEHOLDER, TelegramAdapter, concurrent_update_limit
-from classifier.service import ClassifierService
+from classifier.service import RESTARTING, ClassifierService
 from config import Settings, load_settings
 from tests.audio_fixtures import write_song
+from tests.processes import TRICKLE, start_scriabin, until_downloading
 from tests.telegram_standin import BOT_USERNAME, BotApiStandIn, BotMessage
 
 if TYPE_CHECKING:
@@ -491,3 +494,62 @@ async def test_runner_starts_the_telegram_adapter_when_its_token_is_set(
     adapters = chat_adapters(GenreBot(service), telegram_settings)
     assert [adapter.name for adapter in adapters] == ["telegram"]
     assert isinstance(adapters[0], TelegramAdapter)
+
+
+async def test_an_upload_whose_size_lies_is_cut_off_at_the_limit(
+    telegram: TelegramAdapter, api: BotApiStandIn
+) -> None:
+    user, chat = new_private_chat(api, "Fyodor")
+    huge = bytes(60 * MB)  # said to be 1 KB, in the message and by getFile
+    request = api.send_document(chat, user, huge, "tiny.mp3", "audio/mpeg", declared_size=1000)
+    answer = await final_answer(api, request)
+    assert answer.texts[0] == PLACEHOLDER
+    assert answer.text.startswith("That file is larger than the 20 MB Telegram lets me fetch.")
+    assert api.downloads  # it was fetched, and the bytes were counted as they came
+    assert api.file_bytes_sent < 40 * MB
+
+
+async def test_an_uploaded_ffmpeg_script_never_opens_files_beside_the_bot(
+    telegram: TelegramAdapter, api: BotApiStandIn, service: ClassifierService, tmp_path: Path
+) -> None:
+    # The service runs in its own folder (the module fixture's): put a "private" song there.
+    private = Path.cwd() / "private"
+    private.mkdir(exist_ok=True)
+    write_song(private / "recording", 8, "wav")
+    script = b"ffconcat version 1.0\nfile 'private/recording.wav'\n"
+    user, chat = new_private_chat(api, "Galina")
+    request = api.send_document(chat, user, script, "song.mp3", "audio/mpeg")
+    answer = await final_answer(api, request)
+    assert answer.text == "That doesn't look like an audio or video file I can read."
+
+
+@pytest.mark.slow
+async def test_sigterm_tells_people_in_flight_and_leaves_nothing_behind(
+    api: BotApiStandIn, http_server: LocalServer, tmp_path: Path
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = await start_scriabin(
+        "bot",
+        temp=temp,
+        TELEGRAM_TOKEN=TOKEN,
+        SCRIABIN_TELEGRAM_API_URL=api.api_url,
+        SCRIABIN_TELEGRAM_FILE_URL=api.file_url,
+    )
+    try:
+        await api.wait_for(lambda: api.calls_to("getUpdates") or process.returncode, 120)
+        user, chat = new_private_chat(api, "Rodion")
+        request = api.send_text(chat, user, http_server.url(TRICKLE))
+        await until_downloading(temp)
+        assert api.reply_to(request).text == PLACEHOLDER
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(process.communicate(), 10)
+        assert time.monotonic() - signalled < 10
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    assert api.reply_to(request).text == RESTARTING
+    assert not list(temp.glob("scriabin-*"))
+    assert b"Traceback" not in err
