@@ -75,18 +75,45 @@ def run_case(tree: Path, spec: dict, cwd: Path) -> dict:
         "SCRIABIN_MODELS_DIR": str(tree / "models"),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
-    done = subprocess.run(
+    started = time.monotonic()
+    process = subprocess.Popen(
         [sys.executable, "-c", CHILD, json.dumps(spec)],
         cwd=cwd,
         env=environment,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=spec["give_up"] + 300,
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        return {"answer": f"crashed ({done.returncode}): {done.stderr[-300:]}"}
-    return json.loads(lines[-1])
+    # Watched from outside too, so a process the kernel kills for its memory still has figures.
+    peak_kib = 0
+    while process.poll() is None and time.monotonic() - started < spec["give_up"] + 300:
+        peak_kib = max(peak_kib, _high_water_kib(process.pid))
+        time.sleep(0.2)
+    if process.poll() is None:
+        process.kill()
+    out, err = process.communicate()
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if lines:
+        return json.loads(lines[-1])
+    killed = "killed by the kernel (out of memory)" if process.returncode == -9 else "crashed"
+    return {
+        "answer": f"{killed}, status {process.returncode}: {err.strip()[-200:]}",
+        "peak_kib": peak_kib,
+        "idle_kib": float("nan"),
+        "seconds": time.monotonic() - started,
+    }
+
+
+def _high_water_kib(pid: int) -> int:
+    """The process's peak resident memory so far (Linux /proc), 0 when it cannot be read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def sigterm_case(tree: Path, url: str) -> dict:

@@ -25,11 +25,14 @@ TOO_SLOW = "That site is too slow: I gave up waiting for it. Try again later or 
 class RequestBudget:
     """The bytes and time left to one request, shared by every stage that reads or decodes."""
 
-    def __init__(self, max_bytes: int, timeout_s: float, too_large: str) -> None:
+    def __init__(
+        self, max_bytes: int, timeout_s: float, too_large: str, page_too_large: str | None = None
+    ) -> None:
         self.max_bytes = max_bytes
         self.read_bytes = 0
         self.deadline = time.monotonic() + timeout_s
-        self.too_large = too_large
+        self.too_large = too_large  # said when media runs over
+        self.page_too_large = page_too_large or too_large  # when a web page or manifest does
         self._stop: ScriabinError | None = None
         self._lock = threading.Lock()
         self._open: set[Any] = set()
@@ -53,16 +56,18 @@ class RequestBudget:
         if time.monotonic() > self.deadline:
             raise TooSlow(TOO_SLOW)
 
-    def charge(self, count: int) -> None:
-        """Count `count` bytes read from the network; TooLarge past the budget, and from then
-        on at every check (so no retry opens another connection)."""
+    def charge(self, count: int, page: bool = False) -> None:
+        """Count `count` bytes read from the network (of a web page or manifest if `page`);
+        TooLarge past the budget, and from then on at every check (so no retry opens another
+        connection)."""
+        text = self.page_too_large if page else self.too_large
         with self._lock:
             self.read_bytes += count
             over = self.read_bytes > self.max_bytes
             if over and self._stop is None:
-                self._stop = TooLarge(self.too_large)
+                self._stop = TooLarge(text)
         if over:
-            raise TooLarge(self.too_large)
+            raise TooLarge(text)
 
     def stop(self, reason: ScriabinError) -> None:
         """Call the request off (from any thread): every open response is shut, and the next
@@ -104,9 +109,10 @@ class MeteredStream:
     """A response body that charges every byte it reads to a budget and checks the deadline
     before each read; stands in for the file object inside an HTTP response."""
 
-    def __init__(self, raw: Any, budget: RequestBudget) -> None:
+    def __init__(self, raw: Any, budget: RequestBudget, page: bool = False) -> None:
         self._raw = raw
         self._budget = budget
+        self._page = page
         budget.opened(raw)
 
     def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
@@ -122,7 +128,7 @@ class MeteredStream:
         # Never more than one byte past the budget, however large a block the reader asks for.
         amt = max(1, min(amt, self._budget.left + 1))
         data = self._raw.read(amt, *args, **kwargs)
-        self._budget.charge(len(data))
+        self._budget.charge(len(data), self._page)
         return data
 
     def close(self) -> None:

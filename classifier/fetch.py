@@ -308,11 +308,12 @@ def _youtube_dl_class() -> type:
                 budget.check()
             response = super().urlopen(req)
             if budget is not None:
+                page = _is_page(response.headers.get("Content-Type", ""))
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and budget.read_bytes + int(declared) > budget.max_bytes:
                     response.close()
-                    raise TooLarge(budget.too_large)
-                response.fp = MeteredStream(response.fp, budget)
+                    raise TooLarge(budget.page_too_large if page else budget.too_large)
+                response.fp = MeteredStream(response.fp, budget, page)
             return response
 
         @functools.cached_property
@@ -325,6 +326,12 @@ def _youtube_dl_class() -> type:
             return self.build_request_director(handlers, _RH_PREFERENCES)
 
     return GuardedYoutubeDL
+
+
+def _is_page(content_type: str) -> bool:
+    """Whether a response is a web page, feed or manifest rather than media."""
+    kind = content_type.split(";")[0].strip().lower()
+    return kind.startswith("text/") or kind.endswith(("json", "xml", "mpegurl", "dash+xml"))
 
 
 def _ydl_params(
@@ -571,7 +578,11 @@ def _link_back(info: dict[str, Any], url: str) -> str:
 def download_budget(settings: Settings) -> RequestBudget:
     """A fresh budget for one request: the download limit and the request deadline."""
     return RequestBudget(
-        settings.max_download_bytes, settings.request_timeout_s, _too_large_text(settings)
+        settings.max_download_bytes,
+        settings.request_timeout_s,
+        _too_large_text(settings),
+        f"That page is larger than {settings.max_download_mb:g} MB, the most I read for one "
+        "song; send me a link to the song itself.",
     )
 
 

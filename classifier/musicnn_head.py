@@ -34,7 +34,7 @@ EMBEDDINGS = ("penultimate", "pooled", "taggram")
 class HeadInput:
     """What the head reads: which backbones, which of their per-patch embeddings, how many."""
 
-    # The choice benchmarks/musicnn_head_experiments.py made (docs/musicnn-head.md).
+    # The choice of musicnn-genre 1.0.0 (MSD pooled features); docs/genre-model.md compares it.
     backbones: tuple[str, ...] = ("MSD_musicnn",)
     embeddings: tuple[str, ...] = ("pooled",)
     # 32 patches of 3 s keep a 4-min song well under a second on two cores.

@@ -94,7 +94,10 @@ def test_a_response_that_never_ends_stops_at_the_byte_budget(
 
 def test_the_limit_is_named_in_the_refusal(http_server: LocalServer, temp_root: Path) -> None:
     error, _ = within(30, lambda: download(http_server.url("endless"), limited()))
-    assert isinstance(error, TooLarge) and "2 MB" in str(error)
+    assert isinstance(error, TooLarge)
+    assert str(error).startswith("That page is larger than 2 MB, the most I read for one song")
+    error, _ = within(30, lambda: download(http_server.url("endless?type=audio/mpeg"), limited()))
+    assert str(error) == "That file is too big for me to download (the limit is 2 MB)."
 
 
 @pytest.mark.parametrize(
