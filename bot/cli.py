@@ -135,8 +135,8 @@ def bot_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
-    from classifier.training.evaluate import format_report
     from classifier.training.recipes import override_epochs, recipe_class
+    from classifier.training.report import format_report
     from classifier.training.train import run_training
 
     recipe = recipe_class(args.kind)()
@@ -161,7 +161,8 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
     from classifier.model import find_card
-    from classifier.training.evaluate import format_report, run_evaluation
+    from classifier.training.evaluate import run_evaluation
+    from classifier.training.report import format_report
 
     card = find_card(args.model or settings.model, settings.models_dir)
     evaluation = run_evaluation(

@@ -29,11 +29,11 @@ from classifier.training.datasets import (
 )
 from classifier.training.evaluate import (
     NARROW_BAND,
-    format_report,
     labelled_data,
     measure,
     plan_folds,
 )
+from classifier.training.report import format_report
 from tests.audio_fixtures import write_audio
 
 RATE = 8000
