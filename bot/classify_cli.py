@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from classifier.errors import ScriabinError
@@ -32,8 +33,10 @@ async def classify_sources(
     model: str | None = None,
     as_json: bool = False,
     out: TextIO | None = None,
+    chart: Path | None = None,
 ) -> int:
-    """Classify every source, print each answer in input order; 0 when all succeeded."""
+    """Classify every source, print each answer in input order; 0 when all succeeded. With
+    `chart`, each answer is also drawn there (several sources: numbered files)."""
     out = out or sys.stdout
     try:
         service = ClassifierService(settings, model)
@@ -61,13 +64,16 @@ async def classify_sources(
     tasks = [asyncio.create_task(one(source)) for source in sources]
     try:
         with on_stop_signals(stop):
-            for source, task in zip(sources, tasks, strict=True):
+            for index, (source, task) in enumerate(zip(sources, tasks, strict=True), start=1):
                 outcome = await task
                 if stopped_by:
                     break
                 failed += isinstance(outcome, BaseException)
                 out.write(render(source, outcome, as_json, settings) + "\n")
                 out.flush()
+                if chart is not None and isinstance(outcome, Classification):
+                    number = None if len(sources) == 1 else index
+                    await draw(outcome, chart_path(chart, number))
     finally:
         for task in tasks:
             task.cancel()
@@ -77,6 +83,24 @@ async def classify_sources(
         print(f"scriabin: stopped by {stopped_by[0].name}", file=sys.stderr)
         return exit_status(stopped_by[0])
     return 1 if failed else 0
+
+
+def chart_path(chart: Path, number: int | None) -> Path:
+    """FILE.png for one source; FILE-1.png, FILE-2.png... for several."""
+    return chart if number is None else chart.with_name(f"{chart.stem}-{number}{chart.suffix}")
+
+
+async def draw(result: Classification, path: Path) -> None:
+    """Write the answer's chart; a failure is reported, never fatal to the answer."""
+    from .chart import chart_of
+
+    chart = await chart_of(result)
+    try:
+        if chart is None:
+            raise RuntimeError("it could not be drawn")
+        path.write_bytes(chart)
+    except (OSError, RuntimeError) as error:  # the text answer stands without its picture
+        print(f"scriabin: could not write the chart {path}: {error}", file=sys.stderr)
 
 
 def render(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("sources", nargs="+", metavar="SOURCE", help="a URL or a file path")
     classify.add_argument("--json", action="store_true", help="print JSON Lines")
     classify.add_argument("--model", help="model name (default: the best measured one)")
+    classify.add_argument(
+        "--chart",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw each answer as a PNG chart (several sources: FILE-1.png, FILE-2.png...)",
+    )
 
     bot = commands.add_parser("bot", help="run the chat bot (console when no token is set)")
     bot.add_argument("--model", help="model name (default: the best measured one)")
@@ -54,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="output folder (default: the models folder)")
     _add_measure_options(train)
     train.add_argument("--no-eval", action="store_true", help="skip the held-out measurement")
+    train.add_argument(
+        "--feedback",
+        type=Path,
+        metavar="FILE.csv",
+        help="also train on the songs of a `scriabin feedback export` (downloaded safely)",
+    )
 
     evaluate = commands.add_parser(
         "evaluate", help="measure a model's recipe with whole artists held out from training"
@@ -67,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("models", help="list the available models and their accuracy")
+
+    feedback = commands.add_parser("feedback", help="what chat users said about the answers")
+    what = feedback.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = what.add_parser("export", help="write link,genre,votes CSV of the corrections")
+    export.add_argument("file", type=Path, nargs="?", help="output file (default: stdout)")
+    what.add_parser("stats", help="how often people agreed, per predicted genre")
     return parser
 
 
@@ -108,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": train_command,
         "evaluate": evaluate_command,
         "models": models_command,
+        "feedback": feedback_command,
     }
     try:
         return handlers[args.command](args, settings)
@@ -122,7 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def classify_command(args: argparse.Namespace, settings: Settings) -> int:
     from .classify_cli import classify_sources
 
-    return asyncio.run(classify_sources(args.sources, settings, args.model, args.json))
+    return asyncio.run(
+        classify_sources(args.sources, settings, args.model, args.json, chart=args.chart)
+    )
 
 
 def bot_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,22 +163,40 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
 
     recipe = recipe_class(args.kind)()
     override_epochs(recipe, args.epochs)
-    card, evaluation = run_training(
-        args.data_dirs,
-        recipe,
-        name=args.name or args.kind,
-        version=args.model_version,
-        out_dir=args.out or settings.models_dir,
-        artists=args.artists,
-        folds=args.folds,
-        splits_dir=args.splits,
-        evaluate=not args.no_eval,
-        limit_per_genre=args.limit_per_genre,
-    )
+    with tempfile.TemporaryDirectory(prefix="scriabin-feedback-") as folder:
+        data_dirs = list(args.data_dirs)
+        if args.feedback is not None:
+            data_dirs.append(feedback_folder(args.feedback, data_dirs, Path(folder), settings))
+        card, evaluation = run_training(
+            data_dirs,
+            recipe,
+            name=args.name or args.kind,
+            version=args.model_version,
+            out_dir=args.out or settings.models_dir,
+            artists=args.artists,
+            folds=args.folds,
+            splits_dir=args.splits,
+            evaluate=not args.no_eval,
+            limit_per_genre=args.limit_per_genre,
+        )
     if evaluation is not None:
         print(format_report(evaluation, f"{card.name} {card.version} on {_folders(args)}"))
     print(f"wrote {card.model_path} and {card.path}")
     return 0
+
+
+def feedback_folder(
+    csv_file: Path, data_dirs: list[Path], folder: Path, settings: Settings
+) -> Path:
+    """The songs of a feedback export, downloaded into `folder` as one more GTZAN-layout
+    folder (only the genres the other folders have)."""
+    from classifier.training.datasets import genres_of, read_gtzan_folders
+    from classifier.training.feedback import fetch_labelled_links, read_link_labels
+
+    genres = genres_of(read_gtzan_folders(data_dirs))
+    added = fetch_labelled_links(read_link_labels(csv_file), genres, folder, settings)
+    print(f"feedback: {sum(added.values())} song(s) from {csv_file}: {added or 'none usable'}")
+    return folder
 
 
 def evaluate_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,6 +251,29 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
         if backbones:
             names = "; ".join(DISPLAY_NAMES.get(name, name) for name in backbones)
             print(f"  pretrained backbones: {names}")
+    return 0
+
+
+def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
+    from .feedback import FeedbackStore
+
+    store = FeedbackStore(settings.database_path)
+    if args.action == "export":
+        if args.file is None:
+            rows = store.export(sys.stdout)
+        else:
+            with args.file.open("w", newline="", encoding="utf-8") as out:
+                rows = store.export(out)
+            print(f"wrote {rows} song(s) to {args.file}")
+        return 0
+    agreement = store.agreement()
+    if not agreement:
+        print("no feedback yet")
+        return 0
+    print(f"{'predicted':<10} {'answers':>7} {'votes':>6} {'agreed':>6} {'agreement':>9}")
+    for row in agreement:
+        share = "-" if row.agreement is None else f"{row.agreement:.0%}"
+        print(f"{row.genre:<10} {row.answers:>7} {row.votes:>6} {row.agreed:>6} {share:>9}")
     return 0
 
 

@@ -3,20 +3,24 @@ through the classifier service, and hand back a reply that never carries a trace
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
 
 from classifier.errors import InvalidSource, ScriabinError
 from classifier.pipeline import is_url
-from classifier.results import Source, Upload
+from classifier.results import Classification, Source, Upload
 from classifier.service import ClassifierService
 
+from .feedback import SOMETHING_ELSE, Answered, FeedbackStore
 from .limits import UserLimits
-from .replies import GenreReply, build_reply, error_text
+from .replies import APOLOGY, GenreReply, build_reply, error_text, genre_label
 
 log = logging.getLogger(__name__)
 
 NOT_A_LINK = "Send me a song's link (https://…) or an audio file."
+NO_VOTE = "I no longer have that answer, so I can't take a vote on it."
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Answer:
     reply: GenreReply | None = None
     error: str | None = None
     error_code: str | None = None
+    result: Classification | None = None
+    feedback_key: str | None = None  # for the "👍 / Wrong genre?" buttons under the answer
 
     @property
     def ok(self) -> bool:
@@ -48,9 +54,11 @@ class GenreBot:
         service: ClassifierService,
         cooldown_s: float | None = None,
         local_files: bool = False,
+        feedback: FeedbackStore | None = None,
     ) -> None:
         self.service = service
         self.settings = service.settings
+        self.feedback = feedback
         cooldown = self.settings.cooldown_s if cooldown_s is None else cooldown_s
         self.limits = UserLimits(cooldown)
         # Only the operator's own console may name files on this machine; a chat user's text
@@ -73,7 +81,44 @@ class GenreBot:
             if code != "internal":
                 log.info("request from %s refused: %s", request.user, code)
             return Answer(error=error_text(error), error_code=code)
-        return Answer(reply=build_reply(result))
+        key = None
+        if self.feedback is not None:
+            try:
+                key = (await asyncio.to_thread(self.feedback.remember, result)).key
+            except sqlite3.Error as error:  # the answer stands without its buttons
+                log.warning("could not store the answer for feedback: %r", error)
+        return Answer(reply=build_reply(result), result=result, feedback_key=key)
+
+    async def answered(self, key: str) -> Answered | None:
+        """The answer the feedback key `key` stands for, if the database still has it."""
+        if self.feedback is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.feedback.answered, key)
+        except sqlite3.Error as error:
+            log.warning("could not read an answer for feedback: %r", error)
+            return None
+
+    async def vote(self, key: str, platform: str, user: str, chosen: str | None) -> str:
+        """Record what `user` says about the answer `key` (None: a thumbs up, the answer's own
+        genre); returns a short thank-you naming what was recorded."""
+        if self.feedback is None:
+            return NO_VOTE
+        try:
+            if chosen is None:
+                answered = await self.answered(key)
+                if answered is None:
+                    return NO_VOTE
+                chosen = answered.predicted
+            await asyncio.to_thread(self.feedback.vote, key, platform, user, chosen)
+        except ValueError:
+            return NO_VOTE
+        except sqlite3.Error as error:
+            log.warning("could not store a vote: %r", error)
+            return APOLOGY
+        if chosen == SOMETHING_ELSE:
+            return "Thanks! Noted: you'd call it something other than my ten genres."
+        return f"Thanks! Noted: {genre_label(chosen)}."
 
 
 def _is_local(source: Source) -> bool:

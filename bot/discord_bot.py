@@ -4,8 +4,10 @@ optional replies to links, each a thin layer over the shared GenreBot (which own
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
-from typing import Literal
+import re
+from typing import Any, Literal
 
 import discord
 import yarl
@@ -18,9 +20,11 @@ from classifier.results import Source, Upload
 from config import Settings
 
 from .autodetect import AutodetectStore
-from .core import GenreBot, Request
+from .chart import chart_of
+from .core import NO_VOTE, Answer, GenreBot, Request
+from .feedback import SOMETHING_ELSE
 from .links import first_link
-from .replies import APOLOGY, GenreReply, genre_lines
+from .replies import APOLOGY, GenreReply, genre_label, genre_lines
 from .uploads import fetch_upload
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,8 @@ NOTHING_IN_MESSAGE = "I can't find a link or an audio file in that message."
 NOT_MEDIA = "That file doesn't look like audio or video ({content_type})."
 TOO_BIG = "That file is {size:.1f} MB; I take files up to {limit:g} MB."
 DOWNLOAD_FAILED = "I couldn't download that file from Discord. Please try again."
+WHICH_GENRE = "Which genre is it? Only you see this."
+CHART_FILE = "genres.png"
 SERVERS_ONLY = "Autodetect is switched per server: use this command in a server."
 NEEDS_MANAGE_SERVER = "Only members with the Manage Server permission can switch autodetect."
 NEEDS_MESSAGE_CONTENT = (
@@ -56,13 +62,17 @@ AUTODETECT_OFF = "Autodetect is off: use /genre or the “Classify genre” mess
 
 
 def genre_embed(reply: GenreReply) -> discord.Embed:
-    """The answer card: linked title, verdict, top genres with bars, tags, coverage, model."""
+    """The answer card: linked title, verdict, top genres with bars, the timeline when the song
+    changes character, tags, coverage, model."""
     lines = "\n".join(genre_lines(reply))
+    # A code block keeps the bars and percentages aligned in every Discord client.
+    description = f"{reply.verdict}\n```\n{lines}\n```"
+    if reply.timeline:
+        description += f"\n{reply.timeline}"
     embed = discord.Embed(
         title=_clip(reply.heading, TITLE_LIMIT),
         url=reply.url if _is_web_link(reply.url) else None,
-        # A code block keeps the bars and percentages aligned in every Discord client.
-        description=f"{reply.verdict}\n```\n{lines}\n```",
+        description=description,
         colour=UNSURE_COLOUR if reply.uncertain else SURE_COLOUR,
     )
     if reply.tags:
@@ -241,9 +251,115 @@ async def answer_interaction(
         source = song
     answer = await client.bot.answer(Request(source, user=user))
     if answer.reply is not None:
-        await interaction.followup.send(embed=genre_embed(answer.reply))
+        await interaction.followup.send(**await answer_message(answer))
     else:
         await send_error(interaction, answer.error or APOLOGY)
+
+
+async def answer_message(answer: Answer) -> dict[str, Any]:
+    """The embed of an answer, its chart as the embed's image (when it could be drawn) and
+    the feedback buttons (when the answer was stored for them)."""
+    assert answer.reply is not None
+    embed = genre_embed(answer.reply)
+    message: dict[str, Any] = {"embed": embed}
+    chart = await chart_of(answer.result)
+    if chart is not None:
+        message["file"] = discord.File(io.BytesIO(chart), filename=CHART_FILE)
+        embed.set_image(url=f"attachment://{CHART_FILE}")
+    if answer.feedback_key is not None:
+        view = discord.ui.View(timeout=None)
+        view.add_item(AgreeButton(answer.feedback_key))
+        view.add_item(WrongGenreButton(answer.feedback_key))
+        message["view"] = view
+    return message
+
+
+# Feedback: buttons whose custom_id carries the answer's key, registered as dynamic items so
+# they keep working after a restart (the key is in the bot's database).
+
+
+class AgreeButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"scriabin:fb:up:(?P<key>[0-9a-f]{16})"
+):
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                emoji="👍", style=discord.ButtonStyle.secondary, custom_id=f"scriabin:fb:up:{key}"
+            )
+        )
+        self.key = key
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> AgreeButton:
+        return cls(match["key"])
+
+    async def callback(self, interaction: discord.Interaction[GenreClient]) -> None:
+        user = f"discord:{interaction.user.id}"
+        thanks = await interaction.client.bot.vote(self.key, "discord", user, None)
+        await interaction.response.send_message(thanks, ephemeral=True)
+
+
+class WrongGenreButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"scriabin:fb:no:(?P<key>[0-9a-f]{16})"
+):
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Wrong genre?",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"scriabin:fb:no:{key}",
+            )
+        )
+        self.key = key
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> WrongGenreButton:
+        return cls(match["key"])
+
+    async def callback(self, interaction: discord.Interaction[GenreClient]) -> None:
+        """Only the person who pressed sees the choice of genres."""
+        answered = await interaction.client.bot.answered(self.key)
+        if answered is None:
+            await interaction.response.send_message(NO_VOTE, ephemeral=True)
+            return
+        view = discord.ui.View(timeout=None)
+        view.add_item(GenrePick(self.key, answered.genres))
+        await interaction.response.send_message(WHICH_GENRE, view=view, ephemeral=True)
+
+
+class GenrePick(
+    discord.ui.DynamicItem[discord.ui.Select], template=r"scriabin:fb:pick:(?P<key>[0-9a-f]{16})"
+):
+    def __init__(self, key: str, genres: tuple[str, ...] = ()) -> None:
+        options = [discord.SelectOption(label=genre_label(genre), value=genre) for genre in genres]
+        options.append(discord.SelectOption(label="Something else", value=SOMETHING_ELSE))
+        super().__init__(
+            discord.ui.Select(
+                placeholder="Pick the genre it is",
+                options=options,
+                custom_id=f"scriabin:fb:pick:{key}",
+            )
+        )
+        self.key = key
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Select, match: re.Match[str], /
+    ) -> GenrePick:
+        return cls(match["key"], tuple(option.value for option in item.options))
+
+    async def callback(self, interaction: discord.Interaction[GenreClient]) -> None:
+        chosen = self.item.values[0] if self.item.values else None
+        if chosen is None:
+            await interaction.response.defer()
+            return
+        user = f"discord:{interaction.user.id}"
+        thanks = await interaction.client.bot.vote(self.key, "discord", user, chosen)
+        await interaction.response.edit_message(content=thanks, view=None)
 
 
 async def send_error(interaction: discord.Interaction, text: str) -> None:
@@ -278,7 +394,7 @@ async def reply_to_link(client: GenreClient, message: discord.Message) -> None:
             "autodetect: no reply to a link in server %s (%s)", message.guild.id, answer.error_code
         )
         return
-    await message.reply(embed=genre_embed(answer.reply), mention_author=False)
+    await message.reply(**await answer_message(answer), mention_author=False)
 
 
 class GenreCommandTree(app_commands.CommandTree["GenreClient"]):
@@ -324,6 +440,7 @@ class GenreClient(discord.Client):
         self.autodetect = autodetect
         self.tree = GenreCommandTree(self)
         add_commands(self.tree)
+        self.add_dynamic_items(AgreeButton, WrongGenreButton, GenrePick)
 
     async def setup_hook(self) -> None:
         # Runs after login and before the gateway connects, so commands exist when users look.

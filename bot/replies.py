@@ -3,15 +3,22 @@ console, Discord and Telegram all say the same thing."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
 from classifier.errors import ScriabinError
-from classifier.results import Classification, GenreScore, TagScore
+from classifier.results import Classification, GenreScore, Segment, StyleScore, TagScore
 
 log = logging.getLogger(__name__)
 
 TOP_GENRES = 3
+# The timeline is put in words only when the song clearly changes character: a stretch of at
+# least this many analysed segments in a row, each this sure of one other genre, while the
+# song's own genre holds at least half of them.
+CHANGE_MIN_SEGMENTS = 3
+CHANGE_MIN_CONFIDENCE = 0.6
+CHANGE_MAX_STRETCHES = 2
 BAR_WIDTH = 10
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 # Typography only: the genre list itself comes from the model's card.
@@ -37,6 +44,8 @@ class GenreReply:
     uncertain: bool
     listened: str
     model: str
+    styles: tuple[StyleScore, ...] = ()
+    timeline: str | None = None  # the song's changes of character, in words
 
     @property
     def heading(self) -> str:
@@ -45,6 +54,11 @@ class GenreReply:
     @property
     def verdict(self) -> str:
         top = self.genres[0]
+        if self.styles:
+            return (
+                f"Sounds like {self.styles[0].label}, which is not one of my ten genres; "
+                f"nearest of them: {genre_label(top.genre)} {percent(top.confidence)}."
+            )
         if self.uncertain:
             runner_up = self.genres[1]
             return (
@@ -102,7 +116,39 @@ def build_reply(result: Classification) -> GenreReply:
         uncertain=result.uncertain,
         listened=listened_text(result),
         model=f"{result.model.name} {result.model.version}",
+        styles=result.styles,
+        timeline=timeline_text(result.segments, result.genres[0].genre),
     )
+
+
+def timeline_text(segments: tuple[Segment, ...], genre: str) -> str | None:
+    """ "Mostly Rock; the intro (0:00–0:40) sounds like Classical.", only when the song clearly
+    changes character (CHANGE_*); None otherwise."""
+    if sum(segment.genre == genre for segment in segments) * 2 < len(segments):
+        return None
+
+    def clearly_other(segment: Segment) -> str | None:
+        other = segment.genre != genre and segment.confidence >= CHANGE_MIN_CONFIDENCE
+        return segment.genre if other else None
+
+    stretches = []  # (first segment, last segment, genre)
+    index = 0
+    for other, run in itertools.groupby(segments, key=clearly_other):
+        size = len(list(run))
+        if other is not None and size >= CHANGE_MIN_SEGMENTS:
+            stretches.append((index, index + size - 1, other))
+        index += size
+    if not stretches:
+        return None
+    parts = []
+    for first, last, other in stretches[:CHANGE_MAX_STRETCHES]:
+        span = f"{clock(segments[first].start_s)}–{clock(segments[last].end_s)}"
+        if first == 0:
+            span = f"the intro ({span})"
+        elif last == len(segments) - 1:
+            span = f"the ending ({span})"
+        parts.append(f"{span} sounds like {genre_label(other)}")
+    return f"Mostly {genre_label(genre)}; " + "; ".join(parts) + "."
 
 
 def genre_lines(reply: GenreReply) -> list[str]:
@@ -117,6 +163,8 @@ def genre_lines(reply: GenreReply) -> list[str]:
 def render_text(reply: GenreReply) -> str:
     """Plain text for terminals and chats without rich layout."""
     lines = [f"🎵 {reply.heading}", reply.verdict, *genre_lines(reply)]
+    if reply.timeline:
+        lines.append(reply.timeline)
     if reply.tags_line:
         lines.append(reply.tags_line)
     lines.append(f"{reply.listened} Model: {reply.model}.")
@@ -145,6 +193,8 @@ def render_html(reply: GenreReply) -> str:
         escape(reply.verdict),
         "<pre>" + escape("\n".join(genre_lines(reply))) + "</pre>",
     ]
+    if reply.timeline:
+        lines.append(escape(reply.timeline))
     if reply.tags_line:
         lines.append(f"<i>{escape(reply.tags_line)}</i>")
     lines.append(f"<i>{escape(reply.listened)} Model: {escape(reply.model)}.</i>")

@@ -15,6 +15,7 @@ from classifier.service import ClassifierService
 from config import Settings
 
 from .core import GenreBot
+from .feedback import FeedbackStore
 from .signals import on_stop_signals
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def chat_adapters(bot: GenreBot, settings: Settings) -> list[ChatAdapter]:
 async def run_bot(settings: Settings, adapters: list[ChatAdapter] | None = None) -> None:
     """Start the service, then every adapter; when one stops for good, stop the others."""
     async with ClassifierService(settings) as service:
-        bot = GenreBot(service)
+        bot = GenreBot(service, feedback=FeedbackStore(settings.database_path))
         if adapters is None:
             adapters = chat_adapters(bot, settings)
         if not adapters:

@@ -11,6 +11,8 @@ from telegram import (
     Audio,
     BotCommand,
     Document,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
     LinkPreviewOptions,
     Message,
     MessageEntity,
@@ -26,6 +28,7 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -36,10 +39,12 @@ from classifier.errors import DownloadFailed, ScriabinError
 from classifier.results import Upload
 from config import Settings
 
-from .core import Answer, GenreBot, Request
+from .chart import chart_of
+from .core import NO_VOTE, Answer, GenreBot, Request
+from .feedback import SOMETHING_ELSE
 from .links import find_links, normalise_link
 from .logs import SecretScrubber
-from .replies import APOLOGY, HELP_TEXT, render_html
+from .replies import APOLOGY, HELP_TEXT, genre_label, render_html
 from .uploads import fetch_upload
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,11 @@ ASK_USAGE = (
 NETWORK_TROUBLE = "Telegram didn't answer me in time. Please try again in a moment."
 FILE_UNAVAILABLE = "I couldn't download that file from Telegram. Please try again."
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# Feedback buttons carry "fb:<action>:<answer key>[:<genre>]" (Telegram allows 64 bytes), so
+# they keep working after a restart: the key is in the bot's database.
+FEEDBACK_PREFIX = "fb"
+AGREE, WRONG, PICK, BACK = "up", "no", "pick", "back"
+GENRES_PER_ROW = 3
 
 # A document counts as a song when Telegram says it is audio or video (Ogg files are filed
 # as application/ogg by some clients).
@@ -255,6 +265,7 @@ class TelegramAdapter:
                 CommandHandler("genre", self.genre_command, filters=new),
                 MessageHandler(new & filters.ChatType.PRIVATE, self.private_message),
                 MessageHandler(groups, self.group_message),
+                CallbackQueryHandler(self.feedback_button, pattern=rf"^{FEEDBACK_PREFIX}:"),
             ]
         )
         application.add_error_handler(self.on_error)
@@ -284,6 +295,32 @@ class TelegramAdapter:
             await self._answer_song(message, message)
         elif caption_command(message, me) or mentions(message, me):
             await self._answer_request(message, me.id)
+
+    async def feedback_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """👍, "Wrong genre?", a genre picked, or back: each person's vote is their own; the
+        keyboard, shared by everyone in the chat, only changes to offer the genres."""
+        query = update.callback_query
+        _, action, key, *rest = (query.data or "").split(":")
+        answer = query.answer
+        if action == WRONG:
+            answered = await self.genre_bot.answered(key)
+            if answered is None:
+                await answer(NO_VOTE)
+                return
+            await query.edit_message_reply_markup(genre_keyboard(key, answered.genres))
+            await answer("Which genre is it?")
+            return
+        if action == BACK:
+            await query.edit_message_reply_markup(feedback_keyboard(key))
+            await answer()
+            return
+        chosen = rest[0] if action == PICK and rest else None
+        user = f"telegram:{query.from_user.id}"
+        thanks = await self.genre_bot.vote(key, "telegram", user, chosen)
+        await answer(thanks)
+        if action == PICK:
+            with contextlib.suppress(BadRequest):  # someone else already put it back
+                await query.edit_message_reply_markup(feedback_keyboard(key))
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The one place deciding what the user sees when handling their message broke."""
@@ -375,7 +412,8 @@ class TelegramAdapter:
             # Pending updates are kept: a message sent while the bot was down still deserves
             # an answer, and the queue bound and the rate limiter absorb the backlog.
             await application.updater.start_polling(
-                allowed_updates=[Update.MESSAGE], drop_pending_updates=False
+                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+                drop_pending_updates=False,
             )
             log.info("telegram: polling as @%s", application.bot.username)
             await self._stop_requested.wait()
@@ -470,10 +508,53 @@ async def download(media: Media, settings: Settings) -> Upload:
 
 
 async def show(placeholder: Message, answer: Answer) -> None:
-    """Edit the placeholder into the answer."""
-    if answer.reply is not None:
-        await placeholder.edit_text(
-            render_html(answer.reply), parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
-        )
-    else:
+    """Edit the placeholder into the answer, with feedback buttons, then send its chart as a
+    photo quoting it (a chart that cannot be drawn or sent leaves the answer as it is)."""
+    if answer.reply is None:
         await placeholder.edit_text(answer.error or APOLOGY)
+        return
+    await placeholder.edit_text(
+        render_html(answer.reply),
+        parse_mode=ParseMode.HTML,
+        link_preview_options=NO_PREVIEW,
+        reply_markup=feedback_keyboard(answer.feedback_key) if answer.feedback_key else None,
+    )
+    chart = await chart_of(answer.result)
+    if chart is not None:
+        try:
+            await placeholder.reply_photo(chart, do_quote=True, allow_sending_without_reply=True)
+        except TelegramError as error:
+            log.warning("telegram: the chart was not sent: %r", error)
+
+
+def feedback_keyboard(key: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("👍", callback_data=f"{FEEDBACK_PREFIX}:{AGREE}:{key}"),
+                InlineKeyboardButton(
+                    "Wrong genre?", callback_data=f"{FEEDBACK_PREFIX}:{WRONG}:{key}"
+                ),
+            ]
+        ]
+    )
+
+
+def genre_keyboard(key: str, genres: tuple[str, ...]) -> InlineKeyboardMarkup:
+    """The genres to pick from, "something else", and a way back."""
+    buttons = [
+        InlineKeyboardButton(
+            genre_label(genre), callback_data=f"{FEEDBACK_PREFIX}:{PICK}:{key}:{genre}"
+        )
+        for genre in genres
+    ]
+    rows = [buttons[i : i + GENRES_PER_ROW] for i in range(0, len(buttons), GENRES_PER_ROW)]
+    rows.append(
+        [
+            InlineKeyboardButton(
+                "Something else", callback_data=f"{FEEDBACK_PREFIX}:{PICK}:{key}:{SOMETHING_ELSE}"
+            ),
+            InlineKeyboardButton("↩︎ Back", callback_data=f"{FEEDBACK_PREFIX}:{BACK}:{key}"),
+        ]
+    )
+    return InlineKeyboardMarkup(rows)

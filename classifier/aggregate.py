@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .model import SegmentPredictions
-from .results import GenreScore, Segment, TagScore
+from .results import GenreScore, Segment, StyleScore, TagScore
+from .styles import beyond_genres, style_label
 
 
 def song_probabilities(probabilities: np.ndarray) -> np.ndarray:
@@ -45,3 +46,13 @@ def strongest_tags(predictions: SegmentPredictions, limit: int = 3) -> tuple[Tag
     return tuple(
         TagScore(predictions.tag_names[i], round(float(mean[i]), 4)) for i in passing[:limit]
     )
+
+
+def clear_styles(predictions: SegmentPredictions, top_genre: int) -> tuple[StyleScore, ...]:
+    """The styles beyond our genres that the song clearly has, when the model can tell."""
+    if predictions.style_probabilities is None or predictions.genre_class_probabilities is None:
+        return ()
+    named = beyond_genres(
+        predictions.style_probabilities, predictions.genre_class_probabilities, top_genre
+    )
+    return tuple(StyleScore(style, style_label(style), round(p, 4)) for style, p in named)

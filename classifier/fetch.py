@@ -69,6 +69,7 @@ class FetchedAudio:
     title: str | None
     duration_s: float | None
     url: str | None  # the media's web page, to link back to
+    media_id: str | None = None  # "<extractor>:<id>", the same whatever link led to it
 
 
 # --- what users are told when yt-dlp fails ---------------------------------------------------
@@ -554,11 +555,13 @@ def _download(url: str, settings: Settings, workdir: Path, budget: RequestBudget
     if path.stat().st_size > settings.max_download_bytes:
         raise TooLarge(_too_large_text(settings))
     duration = info.get("duration")
+    extractor, media = info.get("extractor_key"), info.get("id")
     return FetchedAudio(
         path=path,
         title=info.get("title"),
         duration_s=float(duration) if duration else None,
         url=_link_back(info, url),
+        media_id=f"{str(extractor).lower()}:{media}" if extractor and media else None,
     )
 
 

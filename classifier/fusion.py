@@ -28,6 +28,7 @@ from .backbones import (
 )
 from .features import segment_starts
 from .model import ModelCard, SegmentPredictions, traced_head
+from .styles import StyleColumns
 from .tags import TAG_BACKBONE, TagCalibration
 
 KIND = "fusion-head"
@@ -217,6 +218,9 @@ class FusionModel:
         self.columns = PriorColumns.find(
             card.genres, self.fusion_input, self.audioset.labels, self.msd.tags
         )
+        self.styles = StyleColumns.find(
+            self.audioset.labels, self.fusion_input.audioset_classes, card.genres
+        )
         self._tag_columns = (
             [] if self.tags is None else [self.msd.tags.index(t) for t in self.tags.source_tags]
         )
@@ -257,6 +261,10 @@ class FusionModel:
                 outputs.msd.taggram[:, self._tag_columns] if tags is not None else None
             ),
             tag_thresholds=tags.thresholds if tags is not None else None,
+            style_probabilities=self.styles.segment_probabilities(outputs.audioset.probabilities),
+            genre_class_probabilities=outputs.audioset.probabilities[
+                :, list(self.styles.genre_classes)
+            ],
         )
 
     def warm_up(self, max_segments: int) -> None:

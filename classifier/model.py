@@ -99,6 +99,11 @@ class SegmentPredictions:
     tag_names: tuple[str, ...] = ()
     tag_probabilities: np.ndarray | None = None  # (segments, tags) when the model has tags
     tag_thresholds: np.ndarray | None = None  # (tags,) calibrated per tag
+    # For models that hear AudioSet's classes: (segments, styles) probabilities of the styles
+    # beyond our genres (classifier.styles.STYLES order) and (segments, genres) of our genres'
+    # own classes, to tell whether a song is clearly something else.
+    style_probabilities: np.ndarray | None = None
+    genre_class_probabilities: np.ndarray | None = None
 
 
 class GenreModel(Protocol):

@@ -3,6 +3,8 @@ aggregate. Each stage lives in its own module; this one only strings them togeth
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import numpy as np
 
 from config import Settings
 
-from .aggregate import ranked_genres, song_probabilities, strongest_tags, timeline
+from .aggregate import clear_styles, ranked_genres, song_probabilities, strongest_tags, timeline
 from .audio import decode_audio
 from .budget import RequestBudget
 from .errors import AudioTooShort, InvalidSource
@@ -50,12 +52,15 @@ def classify_source(
     if isinstance(source, Upload):
         audio = decode_audio(source.data, card.sample_rate, **limits)
         fetched_s, title, url = 0.0, source.filename, None
+        media_id = content_id(source.data)
     elif isinstance(source, Path) or not is_url(source):
         path = Path(source).expanduser()
         if not path.is_file():
             raise InvalidSource(f"I can't find a file called {path.name!r}.")
         audio = decode_audio(path, card.sample_rate, **limits)
         fetched_s, title, url = 0.0, path.name, None
+        with path.open("rb") as file:
+            media_id = "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
     else:
         link = source.strip()
         if link.lower().startswith("www."):
@@ -64,9 +69,10 @@ def classify_source(
             fetched_s = time.perf_counter() - started
             audio = decode_audio(fetched.path, card.sample_rate, **limits)
         title, url = fetched.title, fetched.url or link
+        media_id = fetched.media_id or f"url:{url}"
     decoded = time.perf_counter()
     budget.check()
-    return classify_audio(
+    result = classify_audio(
         audio,
         model,
         settings.max_segments,
@@ -78,6 +84,12 @@ def classify_source(
         decode_s=decoded - started - fetched_s,
         started=started,
     )
+    return dataclasses.replace(result, media_id=media_id)
+
+
+def content_id(data: bytes) -> str:
+    """The id of media known only by its bytes (an upload, a local file)."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def classify_audio(
@@ -113,6 +125,7 @@ def classify_audio(
         tags=strongest_tags(predictions),
         url=url,
         uncertain=bool(probabilities.max() < threshold),
+        styles=clear_styles(predictions, int(probabilities.argmax())),
         timings=Timings(
             fetch_s=round(fetch_s, 4),
             decode_s=round(decode_s, 4),

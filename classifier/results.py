@@ -37,6 +37,15 @@ class TagScore:
 
 
 @dataclass(frozen=True)
+class StyleScore:
+    """A style beyond the ten genres that the song clearly has (`classifier.styles`)."""
+
+    style: str
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
 class Segment:
     """One analysed stretch of the song and the genre it sounded most like."""
 
@@ -76,6 +85,10 @@ class Classification:
     url: str | None = None
     # True when the top confidence is under the model's calibrated "not sure" threshold.
     uncertain: bool = False
+    styles: tuple[StyleScore, ...] = ()
+    # What identifies the media whatever link it came by: "<extractor>:<id>" for links,
+    # "sha256:<hex>" for uploaded and local files.
+    media_id: str | None = None
     timings: Timings = field(default_factory=Timings)
 
     @property

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,8 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 HEARTBEAT_INTERVAL_MS = 41_250
 
 EPHEMERAL = 1 << 6
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
 # Gateway opcodes and close codes, as Discord documents them.
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_PRESENCE_UPDATE = 0, 1, 2, 3
 OP_RESUME, OP_HELLO, OP_HEARTBEAT_ACK = 6, 10, 11
@@ -73,6 +75,18 @@ class StandInMessage:
     reference_id: int | None = None
     loading: bool = False  # a deferred interaction's "thinking…" placeholder
     deleted: bool = False
+    components: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # attached files by name
+
+    @property
+    def custom_ids(self) -> list[str]:
+        """Every component's custom_id, row by row."""
+        return [
+            component["custom_id"]
+            for row in self.components
+            for component in row.get("components", [])
+            if "custom_id" in component
+        ]
 
     @property
     def visible(self) -> bool:
@@ -87,6 +101,7 @@ class StandInInteraction:
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     original: StandInMessage | None = None
     followups: list[StandInMessage] = field(default_factory=list)
+    target: StandInMessage | None = None  # the message whose component was used
 
     @property
     def messages(self) -> list[StandInMessage]:
@@ -317,6 +332,26 @@ class DiscordStandIn:
             "resolved": {"messages": {target["id"]: target}},
         }
         return await self._interact(data, command, user, guild)
+
+    async def use_component(
+        self,
+        message: StandInMessage,
+        custom_id: str,
+        user: StandInUser,
+        *,
+        values: Sequence[str] | None = None,
+        guild: StandInGuild | None = None,
+    ) -> StandInInteraction:
+        """`user` presses the button (or picks `values` in the select menu) `custom_id` of the
+        bot's `message`."""
+        assert custom_id in message.custom_ids, (custom_id, message.custom_ids)
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": 2}
+        if values is not None:
+            data.update(component_type=3, values=list(values))
+        interaction = await self._interact(
+            data, {}, user, guild or self.guild, kind=3, message=message
+        )
+        return interaction
 
     async def wait_for_answer(
         self, interaction: StandInInteraction, timeout: float = 60
@@ -568,6 +603,13 @@ class DiscordStandIn:
             return _error(400, 40060, "Interaction has already been acknowledged.")
         interaction.callbacks.append(body)
         kind, data = body["type"], body.get("data") or {}
+        if kind in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE):
+            target = interaction.target
+            if interaction.payload["type"] != 3 or target is None:
+                return _error(400, 50035, "Invalid Form Body: only components update messages")
+            if kind == UPDATE_MESSAGE:
+                self._edit(target, data)
+            return web.Response(status=204)
         if kind not in (CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE):
             return _error(400, 50035, f"Invalid Form Body: callback type {kind} not supported")
         message = self._bot_message(
@@ -628,6 +670,8 @@ class DiscordStandIn:
             embeds=body.get("embeds") or [],
             ephemeral=False,
             reference_id=int(reference) if reference else None,
+            components=body.get("components") or [],
+            files=dict(body.get("_files") or {}),
         )
         self.channel_messages.append(message)
         return _json(self._payload_of(message))
@@ -672,6 +716,9 @@ class DiscordStandIn:
         command: dict[str, Any],
         user: StandInUser,
         guild: StandInGuild,
+        *,
+        kind: int = 2,
+        message: StandInMessage | None = None,
     ) -> StandInInteraction:
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
@@ -680,7 +727,7 @@ class DiscordStandIn:
         payload = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
-            "type": 2,
+            "type": kind,
             "data": data,
             "guild_id": str(guild.id),
             "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
@@ -700,7 +747,9 @@ class DiscordStandIn:
             "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,
         }
-        interaction = StandInInteraction(interaction_id, token, payload)
+        if message is not None:
+            payload["message"] = self._payload_of(message)
+        interaction = StandInInteraction(interaction_id, token, payload, target=message)
         self.interactions[interaction_id] = interaction
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
@@ -721,6 +770,8 @@ class DiscordStandIn:
             ephemeral=bool((body.get("flags") or 0) & EPHEMERAL),
             interaction_id=interaction.id,
             loading=loading,
+            components=body.get("components") or [],
+            files=dict(body.get("_files") or {}),
         )
 
     @staticmethod
@@ -730,12 +781,27 @@ class DiscordStandIn:
             message.content = body["content"] or ""
         if "embeds" in body:
             message.embeds = body["embeds"] or []
+        if "components" in body:
+            message.components = body["components"] or []
+        if body.get("_files"):
+            message.files = dict(body["_files"])
 
     def _payload_of(self, message: StandInMessage) -> dict[str, Any]:
         payload = self._message_payload(
             message.id, message.channel_id, message.content, message.embeds, self.bot_user, []
         )
         payload["flags"] = (EPHEMERAL if message.ephemeral else 0) | (128 if message.loading else 0)
+        payload["components"] = message.components
+        payload["attachments"] = [
+            {
+                "id": str(number),
+                "filename": name,
+                "size": len(data),
+                "url": f"{self.base_url}/attachments/0/{name}",
+                "proxy_url": f"{self.base_url}/attachments/0/{name}",
+            }
+            for number, (name, data) in enumerate(message.files.items())
+        ]
         if message.interaction_id is not None:
             payload["type"] = 20
             payload["webhook_id"] = str(self.application_id)
@@ -875,12 +941,19 @@ class DiscordStandIn:
         if not request.can_read_body:
             return None
         if request.content_type == "multipart/form-data":
-            # Messages with files: the JSON part is called payload_json.
+            # Messages with files: the JSON part is called payload_json, each file files[n].
+            body: Any = None
+            files: dict[str, bytes] = {}
             reader = await request.multipart()
             async for part in reader:
-                if getattr(part, "name", None) == "payload_json":
-                    return json.loads(await part.text())  # type: ignore[union-attr]
-            return None
+                name = getattr(part, "name", None)
+                if name == "payload_json":
+                    body = json.loads(await part.text())  # type: ignore[union-attr]
+                elif name and name.startswith("files["):
+                    files[part.filename or name] = bytes(await part.read())  # type: ignore[union-attr]
+            if body is not None and files:
+                body["_files"] = files
+            return body
         text = await request.text()
         return json.loads(text) if text else None
 

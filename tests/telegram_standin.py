@@ -21,6 +21,8 @@ BOT_ID = 7_000_001
 BOT_USERNAME = "ScriabinTestBot"
 # What the public Bot API lets a bot download, and how long a message may be (UTF-16 units).
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
+PHOTO_LIMIT = 10 * 1024 * 1024
+CALLBACK_DATA_LIMIT = 64
 FILE_CHUNK = 256 * 1024
 MAX_TEXT_LENGTH = 4096
 # Fields sent as plain strings; every other field arrives JSON-encoded, as the libraries send it.
@@ -98,6 +100,16 @@ class BotMessage:
     reply_to: int | None
     texts: list[str]
     entities: list[list[dict[str, Any]]]
+    keyboard: list[list[dict[str, Any]]] | None = None  # the inline keyboard shown now
+    photo: bytes | None = None
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        """Every button of the inline keyboard, row by row."""
+        return [button for row in self.keyboard or [] for button in row]
+
+    def button(self, text: str) -> dict[str, Any]:
+        return next(b for b in self.buttons if b["text"] == text)
 
     @property
     def text(self) -> str:
@@ -225,6 +237,7 @@ class BotApiStandIn:
         self.chat_actions: list[tuple[int, str]] = []
         self.downloads: list[str] = []
         self.file_bytes_sent = 0
+        self.callback_answers: list[dict[str, Any]] = []
         self.allowed_updates: list[str] | None = None
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -235,6 +248,8 @@ class BotApiStandIn:
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._bot_messages: dict[tuple[int, int], BotMessage] = {}
         self._files: dict[str, StoredFile] = {}
+        self._callback_queries: dict[str, dict[str, Any]] = {}
+        self._query_ids = itertools.count(7001)
         self._changed = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -248,6 +263,9 @@ class BotApiStandIn:
             "getupdates": self._get_updates,
             "sendmessage": self._send_message,
             "editmessagetext": self._edit_message_text,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
+            "sendphoto": self._send_photo,
+            "answercallbackquery": self._answer_callback_query,
             "sendchataction": self._send_chat_action,
             "getfile": self._get_file,
         }
@@ -607,6 +625,9 @@ class BotApiStandIn:
             message["reply_to_message"] = {
                 key: value for key, value in replied.items() if key != "reply_to_message"
             }
+        keyboard = _keyboard(params)
+        if keyboard is not None:
+            message["reply_markup"] = {"inline_keyboard": keyboard}
         self._messages[(chat.info["id"], message["message_id"])] = message
         self._bot_messages[(chat.info["id"], message["message_id"])] = BotMessage(
             message_id=message["message_id"],
@@ -614,8 +635,81 @@ class BotApiStandIn:
             reply_to=replied["message_id"] if replied is not None else None,
             texts=[text],
             entities=[entities],
+            keyboard=keyboard,
         )
         return message
+
+    def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params.get("chat_id"))
+        photo = params.get("photo")
+        if not isinstance(photo, bytes) or not photo.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise ApiError(400, "Bad Request: the stand-in takes uploaded PNG photos only")
+        if len(photo) > PHOTO_LIMIT:
+            raise ApiError(400, "Bad Request: photo is too big")
+        message: dict[str, Any] = {
+            "message_id": next(chat.message_ids),
+            "date": int(time.time()),
+            "chat": chat.info,
+            "from": self.bot_user,
+            "photo": [{"file_id": "PHOTO", "file_unique_id": "P", "width": 1, "height": 1}],
+        }
+        replied = self._replied(chat, params)
+        if replied is not None:
+            message["reply_to_message"] = {
+                key: value for key, value in replied.items() if key != "reply_to_message"
+            }
+        self._messages[(chat.info["id"], message["message_id"])] = message
+        self._bot_messages[(chat.info["id"], message["message_id"])] = BotMessage(
+            message_id=message["message_id"],
+            chat_id=chat.info["id"],
+            reply_to=replied["message_id"] if replied is not None else None,
+            texts=[str(params.get("caption") or "")],
+            entities=[[]],
+            photo=photo,
+        )
+        return message
+
+    def _edit_message_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params.get("chat_id"))
+        key = (chat.info["id"], int(params.get("message_id") or 0))
+        message, record = self._messages.get(key), self._bot_messages.get(key)
+        if message is None or record is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        keyboard = _keyboard(params)
+        if keyboard == record.keyboard:
+            raise ApiError(400, "Bad Request: message is not modified")
+        record.keyboard = keyboard
+        if keyboard is None:
+            message.pop("reply_markup", None)
+        else:
+            message["reply_markup"] = {"inline_keyboard": keyboard}
+        return message
+
+    def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        query = self._callback_queries.pop(str(params.get("callback_query_id")), None)
+        if query is None:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired")
+        self.callback_answers.append({"query": query, **params})
+        return True
+
+    def press(self, user: dict[str, Any], message: BotMessage, data: str) -> dict[str, Any]:
+        """`user` presses the inline button carrying `data` under the bot's `message`."""
+        assert data in [button.get("callback_data") for button in message.buttons], data
+        query = {
+            "id": str(next(self._query_ids)),
+            "from": user,
+            "message": self._messages[(message.chat_id, message.message_id)],
+            "chat_instance": f"instance-{message.chat_id}",
+            "data": data,
+        }
+        self._callback_queries[query["id"]] = query
+        self._updates.append({"update_id": next(self._update_ids), "callback_query": query})
+        self._pulse()
+        return query
+
+    def answer_to(self, query: dict[str, Any]) -> dict[str, Any] | None:
+        """What the bot answered a button press with (its toast), if it has."""
+        return next((a for a in self.callback_answers if a["query"]["id"] == query["id"]), None)
 
     def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
         if "inline_message_id" in params:
@@ -637,7 +731,10 @@ class BotApiStandIn:
             )
         record.texts.append(text)
         record.entities.append(entities)
+        record.keyboard = _keyboard(params)
         message.update(text=text, entities=entities, edit_date=int(time.time()))
+        if record.keyboard is not None:
+            message["reply_markup"] = {"inline_keyboard": record.keyboard}
         return message
 
     def _send_chat_action(self, params: dict[str, Any]) -> bool:
@@ -698,6 +795,22 @@ def _content(params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     return plain, entities
 
 
+def _keyboard(params: dict[str, Any]) -> list[list[dict[str, Any]]] | None:
+    """The inline keyboard a call sets, checked as Telegram would; None for none."""
+    markup = params.get("reply_markup")
+    if not markup:
+        return None
+    rows = markup.get("inline_keyboard")
+    if not isinstance(rows, list):
+        raise ApiError(400, "Bad Request: the stand-in knows inline keyboards only")
+    for row in rows:
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(data.encode()) <= CALLBACK_DATA_LIMIT:
+                raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+    return rows
+
+
 def _message_id(message: dict[str, Any] | BotMessage) -> int:
     return message.message_id if isinstance(message, BotMessage) else message["message_id"]
 
@@ -714,7 +827,9 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
         params.update(await request.json())
         return params
     if request.can_read_body:
-        params.update({key: value for key, value in (await request.post()).items()})
+        for key, value in (await request.post()).items():
+            # Uploaded files (multipart) arrive as their bytes.
+            params[key] = value.file.read() if isinstance(value, web.FileField) else value
     for key, value in list(params.items()):
         if isinstance(value, str) and key not in TEXT_FIELDS:
             # Anything that is not JSON was a plain string after all.

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from bot.core import GenreBot
 from bot.discord_bot import CONTEXT_MENU, DiscordAdapter
+from bot.feedback import FeedbackStore
 from bot.replies import APOLOGY, genre_label
 from classifier.service import RESTARTING, ClassifierService
 from config import Settings
@@ -58,7 +59,8 @@ async def start_bot(settings: Settings, standin: DiscordStandIn) -> AsyncIterato
         )
         service = ClassifierService(bot_settings)
         await service.start()
-        adapter = DiscordAdapter(GenreBot(service), bot_settings)
+        feedback = FeedbackStore(bot_settings.database_path)
+        adapter = DiscordAdapter(GenreBot(service, feedback=feedback), bot_settings)
         task = asyncio.create_task(adapter.run())
         running.append((adapter, task, service))
         connected = asyncio.create_task(standin.wait_until_connected())
@@ -469,3 +471,58 @@ async def test_sigterm_tells_people_in_flight_and_leaves_nothing_behind(
     assert answer.ephemeral and answer.content == RESTARTING
     assert not list(temp.glob("scriabin-*"))
     assert b"Traceback" not in err
+
+
+async def test_the_answer_has_its_chart_as_image_and_feedback_buttons(
+    start_bot: StartBot, standin: DiscordStandIn, song_url: str
+) -> None:
+    adapter = await start_bot()
+    interaction = await standin.use_slash_command(
+        "genre", standin.add_user("hana"), options={"link": song_url}
+    )
+    answer = await standin.wait_for_answer(interaction)
+    embed = assert_genre_embed(answer, card_of(adapter))
+    assert embed["image"]["url"] == "attachment://genres.png"
+    chart = answer.files["genres.png"]
+    assert chart.startswith(b"\x89PNG") and len(chart) < 100_000
+    assert [custom_id.split(":")[2] for custom_id in answer.custom_ids] == ["up", "no"]
+
+
+async def test_feedback_is_stored_and_can_be_changed(
+    start_bot: StartBot, standin: DiscordStandIn, song_url: str, settings: Settings
+) -> None:
+    adapter = await start_bot()
+    user = standin.add_user("ivan")
+    interaction = await standin.use_slash_command("genre", user, options={"link": song_url})
+    answer = await standin.wait_for_answer(interaction)
+    agree, wrong = answer.custom_ids
+    key = agree.rsplit(":", 1)[1]
+    store = FeedbackStore(settings.database_path)
+    predicted = card_of(adapter).genres  # one of them; the vote says which
+
+    thanks = await standin.wait_for_answer(await standin.use_component(answer, agree, user))
+    assert thanks.ephemeral and thanks.content.startswith("Thanks! Noted: ")
+    assert store.vote_of(key, "discord", f"discord:{user.id}") in predicted
+
+    menu = await standin.wait_for_answer(await standin.use_component(answer, wrong, user))
+    assert menu.ephemeral and menu.content == "Which genre is it? Only you see this."
+    (pick,) = menu.custom_ids
+    picked = await standin.use_component(menu, pick, user, values=["jazz"])
+    await standin.wait_until(lambda: menu.content == "Thanks! Noted: Jazz.")
+    assert picked.callbacks[0]["type"] == 7 and not menu.components
+    assert store.vote_of(key, "discord", f"discord:{user.id}") == "jazz"
+
+
+async def test_feedback_buttons_keep_working_after_a_restart(
+    start_bot: StartBot, standin: DiscordStandIn, song_url: str
+) -> None:
+    first = await start_bot()
+    user = standin.add_user("jana")
+    interaction = await standin.use_slash_command("genre", user, options={"link": song_url})
+    answer = await standin.wait_for_answer(interaction)
+    await first.stop()
+    await start_bot()
+    thanks = await standin.wait_for_answer(
+        await standin.use_component(answer, answer.custom_ids[0], user)
+    )
+    assert thanks.content.startswith("Thanks! Noted: ")

@@ -20,6 +20,7 @@ import pytest_asyncio
 from telegram.ext import AIORateLimiter
 
 from bot.core import GenreBot
+from bot.feedback import FeedbackStore
 from bot.limits import CoolingDown
 from bot.replies import APOLOGY, genre_label
 from bot.runner import chat_adapters
@@ -104,7 +105,8 @@ async def serving(adapter: TelegramAdapter, api: BotApiStandIn) -> AsyncIterator
 async def telegram(
     service: ClassifierService, api: BotApiStandIn, telegram_settings: Settings
 ) -> AsyncIterator[TelegramAdapter]:
-    async with serving(TelegramAdapter(GenreBot(service), telegram_settings), api) as adapter:
+    bot = GenreBot(service, feedback=FeedbackStore(telegram_settings.database_path))
+    async with serving(TelegramAdapter(bot, telegram_settings), api) as adapter:
         yield adapter
 
 
@@ -135,7 +137,7 @@ def assert_genre_answer(answer: BotMessage, service: ClassifierService) -> None:
     percents = [int(row["percent"]) for row in rows]
     assert percents == sorted(percents, reverse=True)
     assert lines[-1].startswith("Listened to ") and "Model: " in lines[-1]
-    assert len(lines) in (6, 7)  # a line of tags when the model gives them
+    assert len(lines) in (6, 7, 8)  # lines of tags and of the timeline when there are
     assert {"bold", "pre"} <= set(answer.entity_types)
 
 
@@ -148,11 +150,11 @@ def new_private_chat(api: BotApiStandIn, name: str) -> tuple[dict[str, Any], dic
     return user, api.private_chat(user)
 
 
-async def test_start_publishes_commands_and_polls_for_messages_only(
+async def test_start_publishes_commands_and_polls_for_messages_and_buttons_only(
     telegram: TelegramAdapter, api: BotApiStandIn, telegram_settings: Settings
 ) -> None:
     assert [command["command"] for command in api.commands] == ["genre", "help"]
-    assert api.allowed_updates == ["message"]
+    assert api.allowed_updates == ["message", "callback_query"]
     # Messages sent while the bot was down are answered, not dropped.
     assert not api.calls_to("deleteWebhook")[0].params.get("drop_pending_updates")
     application = telegram.application
@@ -553,3 +555,68 @@ async def test_sigterm_tells_people_in_flight_and_leaves_nothing_behind(
     assert api.reply_to(request).text == RESTARTING
     assert not list(temp.glob("scriabin-*"))
     assert b"Traceback" not in err
+
+
+async def test_an_answer_comes_with_its_chart_and_feedback_buttons(
+    telegram: TelegramAdapter, api: BotApiStandIn, song_link: str
+) -> None:
+    user, chat = new_private_chat(api, "Sergei")
+    request = api.send_text(chat, user, song_link)
+    answer = await final_answer(api, request)
+    assert [button["text"] for button in answer.buttons] == ["👍", "Wrong genre?"]
+    chart = await api.wait_for(
+        lambda: next((m for m in api.bot_messages(chat) if m.photo is not None), None)
+    )
+    assert chart.reply_to == answer.message_id
+    assert chart.photo.startswith(b"\x89PNG") and len(chart.photo) < 100_000
+
+
+async def test_feedback_is_stored_and_can_be_changed(
+    telegram: TelegramAdapter, api: BotApiStandIn, song_link: str, telegram_settings: Settings
+) -> None:
+    store = FeedbackStore(telegram_settings.database_path)
+    user, chat = new_private_chat(api, "Tatiana")
+    request = api.send_text(chat, user, song_link)
+    answer = await final_answer(api, request)
+    predicted = without_numbers(answer.text).splitlines()[2].split()[0]
+    key = answer.button("👍")["callback_data"].split(":")[2]
+
+    agree = api.press(user, answer, answer.button("👍")["callback_data"])
+    toast = await api.wait_for(lambda: api.answer_to(agree))
+    assert toast["text"] == f"Thanks! Noted: {predicted}."
+    assert genre_label(store.vote_of(key, "telegram", f"telegram:{user['id']}")) == predicted
+
+    wrong = api.press(user, answer, answer.button("Wrong genre?")["callback_data"])
+    await api.wait_for(lambda: api.answer_to(wrong))
+    offered = [button["text"] for button in answer.buttons]
+    assert "Jazz" in offered and "Something else" in offered and "↩︎ Back" in offered
+    pick = api.press(user, answer, answer.button("Jazz")["callback_data"])
+    toast = await api.wait_for(lambda: api.answer_to(pick))
+    assert toast["text"] == "Thanks! Noted: Jazz."
+    assert store.vote_of(key, "telegram", f"telegram:{user['id']}") == "jazz"
+    await api.wait_for(lambda: len(answer.buttons) == 2)
+    # People are kept as salted hashes only.
+    assert str(user["id"]) not in Path(telegram_settings.database_path).read_bytes().decode(
+        "latin-1"
+    )
+
+
+async def test_feedback_buttons_keep_working_after_a_restart(
+    service: ClassifierService, api: BotApiStandIn, telegram_settings: Settings, song_link: str
+) -> None:
+    first = TelegramAdapter(
+        GenreBot(service, feedback=FeedbackStore(telegram_settings.database_path)),
+        telegram_settings,
+    )
+    async with serving(first, api):
+        user, chat = new_private_chat(api, "Ulyana")
+        request = api.send_text(chat, user, song_link)
+        answer = await final_answer(api, request)
+    restarted = TelegramAdapter(
+        GenreBot(service, feedback=FeedbackStore(telegram_settings.database_path)),
+        telegram_settings,
+    )
+    async with serving(restarted, api):
+        press = api.press(user, answer, answer.button("👍")["callback_data"])
+        toast = await api.wait_for(lambda: api.answer_to(press))
+    assert toast["text"].startswith("Thanks! Noted: ")

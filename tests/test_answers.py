@@ -1,0 +1,230 @@
+"""Richer answers: the chart, the timeline in words, styles beyond the ten genres, and the
+feedback people give, down to retraining on their corrections."""
+
+from __future__ import annotations
+
+import csv
+import json
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from bot import chart
+from bot.cli import main
+from bot.feedback import SOMETHING_ELSE, FeedbackStore
+from bot.replies import build_reply, render_text, timeline_text
+from classifier.results import (
+    Classification,
+    GenreScore,
+    ModelRef,
+    Segment,
+    StyleScore,
+)
+from classifier.styles import STYLE_LEVEL, STYLES, beyond_genres
+from tests.audio_fixtures import song, write_audio
+
+if TYPE_CHECKING:
+    from tests.http_server import LocalServer
+
+pytest_plugins = ["tests.http_server"]
+
+GENRES = ("rock", "classical", "jazz", "pop", "metal")
+
+
+def classification(
+    segments: list[tuple[str, float]],
+    *,
+    top: str = "rock",
+    styles: tuple[StyleScore, ...] = (),
+    link: str | None = "https://example.com/watch?v=1",
+    media_id: str | None = "example:1",
+) -> Classification:
+    """A result whose segments (3 s each) heard `segments` (genre, confidence) in turn."""
+    others = [genre for genre in GENRES if genre != top]
+    return Classification(
+        source=link or "upload",
+        title="A song",
+        duration_s=3.0 * len(segments),
+        analysed_s=3.0 * len(segments),
+        genres=(GenreScore(top, 0.7), *(GenreScore(g, 0.1) for g in others)),
+        segments=tuple(
+            Segment(3.0 * i, 3.0 * i + 3.0, genre, confidence)
+            for i, (genre, confidence) in enumerate(segments)
+        ),
+        model=ModelRef("genre-fusion", "2.0.0"),
+        url=link,
+        styles=styles,
+        media_id=media_id,
+    )
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_the_chart_is_a_small_png_of_the_answer() -> None:
+    result = classification([("rock", 0.8)] * 30 + [("jazz", 0.7)] * 10)
+    image = chart.render_chart(result)
+    assert png_size(image) == (640, 320)
+    assert 5_000 < len(image) < 100_000
+
+
+async def test_a_chart_that_cannot_be_drawn_leaves_the_answer_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(result: Classification) -> bytes:
+        raise RuntimeError("no fonts today")
+
+    monkeypatch.setattr(chart, "render_chart", broken)
+    assert await chart.chart_of(classification([("rock", 0.9)] * 4)) is None
+    assert await chart.chart_of(None) is None
+
+
+def test_the_timeline_is_put_in_words_only_when_the_song_clearly_changes() -> None:
+    intro = [("classical", 0.8)] * 4 + [("rock", 0.9)] * 12
+    assert (
+        timeline_text(classification(intro).segments, "rock")
+        == "Mostly Rock; the intro (0:00–0:12) sounds like Classical."
+    )
+    middle = [("rock", 0.9)] * 8 + [("jazz", 0.7)] * 3 + [("rock", 0.9)] * 6
+    assert timeline_text(classification(middle).segments, "rock") == (
+        "Mostly Rock; 0:24–0:33 sounds like Jazz."
+    )
+    unsure = [("classical", 0.45)] * 4 + [("rock", 0.9)] * 12
+    assert timeline_text(classification(unsure).segments, "rock") is None
+    brief = [("classical", 0.9)] * 2 + [("rock", 0.9)] * 12
+    assert timeline_text(classification(brief).segments, "rock") is None
+    mixed = [("classical", 0.9)] * 6 + [("rock", 0.9)] * 4 + [("jazz", 0.9)] * 6
+    assert timeline_text(classification(mixed).segments, "rock") is None  # not "mostly"
+    text = render_text(build_reply(classification(intro)))
+    assert "Mostly Rock; the intro (0:00–0:12) sounds like Classical." in text.splitlines()
+
+
+def test_a_style_beyond_the_ten_is_named_beside_the_nearest_genre() -> None:
+    electronic = StyleScore("electronic", "Electronic music", 0.81)
+    reply = build_reply(classification([("pop", 0.5)] * 5, top="pop", styles=(electronic,)))
+    assert reply.verdict == (
+        "Sounds like Electronic music, which is not one of my ten genres; nearest of them: Pop 70%."
+    )
+
+
+def test_styles_need_a_sure_tagger_surer_than_of_our_genre() -> None:
+    styles = np.zeros((4, len(STYLES)))
+    genres = np.zeros((4, 3))
+    electronic = list(STYLES).index("electronic")
+    styles[:, electronic] = 0.8
+    genres[:, 1] = 0.3
+    assert [name for name, _ in beyond_genres(styles, genres, top_genre=1)] == ["electronic"]
+    genres[:, 1] = 0.9  # the tagger is surer of our genre: nothing beyond it
+    assert beyond_genres(styles, genres, top_genre=1) == []
+    styles[:, electronic] = STYLE_LEVEL - 0.01
+    genres[:, 1] = 0.1  # under AudioSet's own decision level: not clear enough
+    assert beyond_genres(styles, genres, top_genre=1) == []
+
+
+def test_the_json_has_styles_and_a_media_id() -> None:
+    electronic = StyleScore("electronic", "Electronic music", 0.81)
+    answer = classification([("pop", 0.5)] * 5, top="pop", styles=(electronic,)).as_json()
+    assert list(answer["styles"]) == [
+        {"style": "electronic", "label": "Electronic music", "confidence": 0.81}
+    ]
+    assert answer["media_id"] == "example:1"
+    json.dumps(answer)
+
+
+def test_votes_are_one_per_person_and_song_and_can_change(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "bot.sqlite3")
+    answered = store.remember(classification([("rock", 0.9)] * 5))
+    assert store.remember(classification([("rock", 0.9)] * 5)).key == answered.key
+    store.vote(answered.key, "telegram", "telegram:1", "rock")
+    store.vote(answered.key, "telegram", "telegram:1", "jazz")  # changed
+    store.vote(answered.key, "discord", "discord:2", "jazz")
+    store.vote(answered.key, "discord", "discord:3", SOMETHING_ELSE)
+    assert store.vote_of(answered.key, "telegram", "telegram:1") == "jazz"
+    (rock,) = store.agreement()
+    assert (rock.genre, rock.answers, rock.votes, rock.agreed) == ("rock", 1, 3, 0)
+    assert store.labels() == [("https://example.com/watch?v=1", "jazz", 2)]
+    with pytest.raises(ValueError):
+        store.vote(answered.key, "telegram", "telegram:1", "polka")
+    with pytest.raises(ValueError):
+        store.vote("0" * 16, "telegram", "telegram:1", "rock")
+    # Nobody's id is stored, only a salted hash of it.
+    assert b"telegram:1" not in (tmp_path / "bot.sqlite3").read_bytes()
+
+
+def _tiny_gtzan(root: Path) -> Path:
+    """Generated 6-s "songs" of two genres that sound different, three artists each."""
+    lines = []
+    for number, genre in enumerate(("classical", "metal")):
+        for clip in range(3):
+            audio = song(6, seed=10 * number + clip)
+            t = np.arange(audio.size) / 22050
+            audio = 0.5 * audio + 0.3 * np.sin(2 * np.pi * 220 * 3**number * t)
+            folder = root / genre
+            folder.mkdir(parents=True, exist_ok=True)
+            write_audio(folder / f"{genre}.{clip:05d}.wav", audio.astype(np.float32), fmt="wav")
+            lines.append(f"{genre}.{clip:05d}.wav ::: {genre} artist {clip} ::: song")
+    (root / "GTZANindex.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.slow
+def test_corrections_are_exported_and_trained_on(
+    tmp_path: Path,
+    http_server: LocalServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCRIABIN_ALLOW_PRIVATE_NETWORKS", "1")
+    monkeypatch.setenv("SCRIABIN_DATABASE_PATH", str(tmp_path / "bot.sqlite3"))
+    store = FeedbackStore(tmp_path / "bot.sqlite3")
+    for number in range(2):
+        audio = (0.5 * song(6, seed=50 + number)).astype(np.float32)
+        write_audio(http_server.root / f"heavy{number}.wav", audio, fmt="wav")
+        answered = store.remember(
+            classification(
+                [("classical", 0.8)] * 3,
+                top="classical",
+                link=http_server.url(f"heavy{number}.wav"),
+                media_id=f"generic:{number}",
+            )
+        )
+        store.vote(answered.key, "telegram", "telegram:7", "metal")  # "it's metal, really"
+
+    assert main(["feedback", "export", str(tmp_path / "labels.csv")]) == 0
+    with (tmp_path / "labels.csv").open(encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["genre"], row["votes"]) for row in rows] == [("metal", "1"), ("metal", "1")]
+    assert main(["feedback", "stats"]) == 0
+    assert "classical" in capsys.readouterr().out
+
+    data = _tiny_gtzan(tmp_path / "data")
+    out = tmp_path / "models"
+    code = main(
+        [
+            "train",
+            str(data),
+            "--kind",
+            "musicnn-head",
+            "--feedback",
+            str(tmp_path / "labels.csv"),
+            "--out",
+            str(out),
+            "--name",
+            "corrected",
+        ]
+    )
+    assert code == 0
+    assert "feedback: 2 song(s)" in capsys.readouterr().out
+    card = json.loads((out / "corrected.json").read_text(encoding="utf-8"))
+    assert card["training"]["data"]["clips_per_genre"] == {"classical": 3, "metal": 5}
+
+
+def test_classify_can_draw_its_answer(tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "song.wav", song(8.0, seed=4), fmt="wav")
+    assert main(["classify", "--chart", str(tmp_path / "answer.png"), str(path)]) == 0
+    assert png_size((tmp_path / "answer.png").read_bytes()) == (640, 320)
