@@ -82,3 +82,27 @@ def write_song(path: Path, seconds: float = 8.0, fmt: str = "mp3", seed: int = 0
     """A generated song file; the suffix of `path` is replaced by the format's own."""
     suffix = FORMATS[fmt][2]
     return write_audio(path.with_suffix(suffix), song(seconds, seed=seed), fmt=fmt)
+
+
+def write_tiny_gtzan(
+    root: Path,
+    genres: tuple[str, ...],
+    per_genre: int,
+    seconds: float = 8.0,
+    index: bool = True,
+) -> Path:
+    """A GTZAN-layout folder of generated songs whose genres sound different (a tone an octave
+    apart under each), each clip by an artist of its own; with Sturm-style artist index."""
+    lines = []
+    for number, genre in enumerate(genres):
+        for clip in range(per_genre):
+            audio = song(seconds, seed=10 * number + clip)
+            t = np.arange(audio.size) / 22050
+            audio = 0.5 * audio + 0.3 * np.sin(2 * np.pi * 220 * 2**number * t)
+            folder = root / genre
+            folder.mkdir(parents=True, exist_ok=True)
+            write_audio(folder / f"{genre}.{clip:05d}.wav", audio.astype(np.float32), fmt="wav")
+            lines.append(f"{genre}.{clip:05d}.wav ::: {genre} artist {clip} ::: song")
+    if index:
+        (root / "GTZANindex.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root

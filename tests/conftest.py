@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +20,24 @@ GTZAN_MINI = SHARED_DIR / "data" / "gtzan-mini"
 SEED_MODEL = SHARED_DIR / "seed-model" / "music_genre_cnn.hdf5"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Where downloads go unless a test says otherwise, as the process found it.
-SYSTEM_TEMP = Path(tempfile.gettempdir())
+# This test run's own temporary folder, so that what it leaves behind is its own (another run
+# on the same machine has another); downloads go there unless a test says otherwise.
+RUN_TEMP = Path(tempfile.mkdtemp(prefix="tests-tmp-"))
+tempfile.tempdir = str(RUN_TEMP)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_temp() -> Iterator[None]:
+    yield
+    shutil.rmtree(RUN_TEMP, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
 def _no_download_left_behind() -> Iterator[None]:
     """Every test leaves the temporary folder as it found it: no `scriabin-*` download."""
-    before = set(SYSTEM_TEMP.glob("scriabin-*"))
+    before = set(RUN_TEMP.glob("scriabin-*"))
     yield
-    left = set(SYSTEM_TEMP.glob("scriabin-*")) - before
+    left = set(RUN_TEMP.glob("scriabin-*")) - before
     assert not left, f"temporary files left behind: {sorted(map(str, left))}"
 
 

@@ -24,7 +24,7 @@ from classifier.results import (
     StyleScore,
 )
 from classifier.styles import STYLE_LEVEL, STYLES, beyond_genres
-from tests.audio_fixtures import song, write_audio
+from tests.audio_fixtures import song, write_audio, write_tiny_gtzan
 
 if TYPE_CHECKING:
     from tests.http_server import LocalServer
@@ -156,22 +156,6 @@ def test_votes_are_one_per_person_and_song_and_can_change(tmp_path: Path) -> Non
     assert b"telegram:1" not in (tmp_path / "bot.sqlite3").read_bytes()
 
 
-def _tiny_gtzan(root: Path) -> Path:
-    """Generated 6-s "songs" of two genres that sound different, three artists each."""
-    lines = []
-    for number, genre in enumerate(("classical", "metal")):
-        for clip in range(3):
-            audio = song(6, seed=10 * number + clip)
-            t = np.arange(audio.size) / 22050
-            audio = 0.5 * audio + 0.3 * np.sin(2 * np.pi * 220 * 3**number * t)
-            folder = root / genre
-            folder.mkdir(parents=True, exist_ok=True)
-            write_audio(folder / f"{genre}.{clip:05d}.wav", audio.astype(np.float32), fmt="wav")
-            lines.append(f"{genre}.{clip:05d}.wav ::: {genre} artist {clip} ::: song")
-    (root / "GTZANindex.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
-
-
 @pytest.mark.slow
 def test_corrections_are_exported_and_trained_on(
     tmp_path: Path,
@@ -202,7 +186,7 @@ def test_corrections_are_exported_and_trained_on(
     assert main(["feedback", "stats"]) == 0
     assert "classical" in capsys.readouterr().out
 
-    data = _tiny_gtzan(tmp_path / "data")
+    data = write_tiny_gtzan(tmp_path / "data", ("classical", "metal"), 3, seconds=6.0)
     out = tmp_path / "models"
     code = main(
         [

@@ -26,7 +26,7 @@ from classifier.training.fusion_head import (
 from classifier.training.recipes import RECIPES
 from classifier.training.train import run_training
 from config import DEFAULT_MODELS_DIR
-from tests.audio_fixtures import song, write_audio
+from tests.audio_fixtures import song, write_tiny_gtzan
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = "genre-fusion"
@@ -163,27 +163,11 @@ def test_temperature_sharpens_underconfident_songs_and_softens_overconfident_one
     assert song_log_loss(logits, labels, best) <= song_log_loss(logits, labels, 1.0)
 
 
-def _tiny_gtzan(root: Path) -> Path:
-    """Generated 8-s "songs" of three GTZAN genres, three artists each, with an index."""
-    lines = []
-    for number, genre in enumerate(("classical", "metal", "hiphop")):
-        for clip in range(3):
-            audio = song(8, seed=10 * number + clip)
-            t = np.arange(audio.size) / 22050
-            audio = 0.5 * audio + 0.3 * np.sin(2 * np.pi * 220 * 2**number * t)
-            folder = root / genre
-            folder.mkdir(parents=True, exist_ok=True)
-            write_audio(folder / f"{genre}.{clip:05d}.wav", audio.astype(np.float32), fmt="wav")
-            lines.append(f"{genre}.{clip:05d}.wav ::: {genre} artist {clip} ::: song")
-    (root / "GTZANindex.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
-
-
 @pytest.mark.slow
 def test_recipe_trains_and_writes_a_model_that_loads_back_and_predicts_the_same(
     tmp_path: Path,
 ) -> None:
-    data_dir = _tiny_gtzan(tmp_path / "data")
+    data_dir = write_tiny_gtzan(tmp_path / "data", ("classical", "metal", "hiphop"), 3)
     recipe = FusionRecipe(augment_copies=1, narrow_band_copy=False)
     card, evaluation = run_training(
         [data_dir], recipe, name="tiny-fusion", version="0.1", out_dir=tmp_path

@@ -23,7 +23,7 @@ from classifier.training.musicnn_head import MusicnnHeadRecipe, build_head, fit_
 from classifier.training.recipes import RECIPES
 from classifier.training.train import run_training
 from config import DEFAULT_MODELS_DIR
-from tests.audio_fixtures import song, write_audio
+from tests.audio_fixtures import song, write_tiny_gtzan
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = "musicnn-genre"
@@ -128,23 +128,10 @@ def test_folded_standardisation_gives_scikit_learns_probabilities() -> None:
     assert mlp.output_shape == (None, 3) and len(mlp.layers) == 3
 
 
-def _tiny_gtzan(root: Path) -> Path:
-    """Two generated 8-s "songs" for each of three made-up genres that sound different."""
-    for number, genre in enumerate(("low", "mid", "high")):
-        for clip in range(2):
-            audio = song(8, seed=10 * number + clip)
-            t = np.arange(audio.size) / 22050
-            audio = 0.5 * audio + 0.3 * np.sin(2 * np.pi * 220 * 2**number * t)
-            folder = root / genre
-            folder.mkdir(parents=True, exist_ok=True)
-            write_audio(folder / f"{genre}.{clip:05d}.wav", audio.astype(np.float32), fmt="wav")
-    return root
-
-
 def test_recipe_trains_and_writes_a_model_that_loads_back_and_predicts_the_same(
     tmp_path: Path,
 ) -> None:
-    data_dir = _tiny_gtzan(tmp_path / "data")
+    data_dir = write_tiny_gtzan(tmp_path / "data", ("low", "mid", "high"), 2, index=False)
     recipe = MusicnnHeadRecipe(augment_copies=1, c=0.1)
     card, evaluation = run_training(
         [data_dir], recipe, name="tiny-head", version="0.1", out_dir=tmp_path, evaluate=False
