@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -19,6 +20,14 @@ from .logs import configure_logging
 
 log = logging.getLogger("scriabin")
 
+# Thread counts of the numeric libraries (BLAS, OpenMP, TensorFlow), read at their import.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 DEFAULT_SPLITS_DIR = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-splits"
 # What `scriabin train` makes unless told otherwise: the kind of the default model.
 DEFAULT_KIND = "fusion-head"
@@ -81,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", help="list the available models and their accuracy")
 
+    worker = commands.add_parser(
+        "worker", help="run a classifier worker for SCRIABIN_BROKER_URL (Celery on Redis)"
+    )
+    worker.add_argument("--model", help="model name (default: the best measured one)")
+    commands.add_parser("status", help="queue, workers and cache of the scaled-out bot")
+
     feedback = commands.add_parser("feedback", help="what chat users said about the answers")
     what = feedback.add_subparsers(dest="action", required=True, metavar="ACTION")
     export = what.add_parser("export", help="write link,genre,votes CSV of the corrections")
@@ -128,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": evaluate_command,
         "models": models_command,
         "feedback": feedback_command,
+        "worker": worker_command,
+        "status": status_command,
     }
     try:
         return handlers[args.command](args, settings)
@@ -251,6 +268,55 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
         if backbones:
             names = "; ".join(DISPLAY_NAMES.get(name, name) for name in backbones)
             print(f"  pretrained backbones: {names}")
+    return 0
+
+
+def worker_command(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.broker_url:
+        print("scriabin: set SCRIABIN_BROKER_URL (a Redis URL) to run workers", file=sys.stderr)
+        return 2
+    if args.model:
+        settings = settings.model_copy(update={"model": args.model})
+    # Job processes that each used every core would fight over them: the numeric libraries
+    # read their thread counts once, at import, so they are set before anything imports them.
+    threads = settings.worker_threads or max(1, (os.cpu_count() or 1) // settings.workers)
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+
+    from classifier.jobs import run_worker
+    from classifier.shared import SharedState
+
+    SharedState(settings.broker_url).ping()
+    run_worker(settings)
+    return 0
+
+
+def status_command(args: argparse.Namespace, settings: Settings) -> int:
+    from classifier.shared import SharedState
+
+    if not settings.broker_url:
+        print("in-process classifier (SCRIABIN_BROKER_URL is not set): nothing shared to show")
+        return 0
+    state = SharedState(settings.broker_url)
+    state.ping()
+    workers = state.workers()
+    mean = state.mean_job_seconds()
+    counters = state.counters()
+    asked = counters["cache_hits"] + counters["cache_misses"]
+    print(f"queue: {state.queue_length()} job(s) waiting")
+    print(f"workers alive: {len(workers)} ({', '.join(sorted(workers)) or 'none'})")
+    print(f"jobs running: {len(state.jobs_running())}")
+    print(f"mean job: {'-' if mean is None else f'{mean:.2f} s'}")
+    wait = state.expected_wait_s()
+    print(
+        f"expected wait for a new job: {'no worker' if wait == float('inf') else f'{wait:.1f} s'}"
+    )
+    share = f" ({counters['cache_hits'] / asked:.0%})" if asked else ""
+    print(f"cache: {counters['cache_hits']} hit(s), {counters['cache_misses']} miss(es){share}")
+    print(
+        f"jobs: {counters['jobs_started']} started, {counters['jobs_joined']} joined, "
+        f"{counters['jobs_done']} done; {counters['busy']} 'busy' answer(s)"
+    )
     return 0
 
 

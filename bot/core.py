@@ -7,14 +7,18 @@ import asyncio
 import logging
 import sqlite3
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from classifier.errors import InvalidSource, ScriabinError
 from classifier.pipeline import is_url
 from classifier.results import Classification, Source, Upload
 from classifier.service import ClassifierService
 
+if TYPE_CHECKING:
+    from classifier.remote import RemoteClassifierService
+
 from .feedback import SOMETHING_ELSE, Answered, FeedbackStore
-from .limits import UserLimits
+from .limits import Limits, UserLimits
 from .replies import APOLOGY, GenreReply, build_reply, error_text, genre_label
 
 log = logging.getLogger(__name__)
@@ -51,30 +55,34 @@ class GenreBot:
 
     def __init__(
         self,
-        service: ClassifierService,
+        service: ClassifierService | RemoteClassifierService,
         cooldown_s: float | None = None,
         local_files: bool = False,
         feedback: FeedbackStore | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.service = service
         self.settings = service.settings
         self.feedback = feedback
         cooldown = self.settings.cooldown_s if cooldown_s is None else cooldown_s
-        self.limits = UserLimits(cooldown)
+        self.limits = limits if limits is not None else UserLimits(cooldown)
         # Only the operator's own console may name files on this machine; a chat user's text
         # is a link or nothing, never a path to open.
         self.local_files = local_files
 
-    def refusal(self, user: str) -> Answer | None:
+    async def refusal(self, user: str) -> Answer | None:
         """The answer a user would get now because of the limits, if any (nothing is taken)."""
-        error = self.limits.refusal(user)
+        try:
+            error = await self.limits.refusal(user)
+        except ScriabinError as unavailable:  # the shared limits cannot be read
+            error = unavailable
         return None if error is None else Answer(error=str(error), error_code=error.code)
 
     async def answer(self, request: Request) -> Answer:
         try:
             if not self.local_files and _is_local(request.source):
                 raise InvalidSource(NOT_A_LINK)
-            with self.limits.admit(request.user):
+            async with self.limits.admit(request.user):
                 result = await self.service.classify(request.source)
         except Exception as error:  # every failure becomes a reply; nothing reaches the chat
             code = error.code if isinstance(error, ScriabinError) else "internal"

@@ -229,7 +229,7 @@ async def answer_interaction(
     client = interaction.client
     user = f"discord:{interaction.user.id}"
     # A user in cooldown (or with a job running) hears so at once, before any download.
-    refusal = client.bot.refusal(user)
+    refusal = await client.bot.refusal(user)
     if refusal is not None:
         await send_error(interaction, refusal.error or APOLOGY)
         return
@@ -426,6 +426,7 @@ class GenreClient(discord.Client):
         autodetect: AutodetectStore,
         *,
         message_content: bool,
+        **options: Any,
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = message_content
@@ -434,6 +435,7 @@ class GenreClient(discord.Client):
             activity=discord.Activity(type=discord.ActivityType.listening, name=PRESENCE),
             # Song titles are user content: they must never ping anyone.
             allowed_mentions=discord.AllowedMentions.none(),
+            **options,
         )
         self.bot = bot
         self.settings = settings
@@ -472,6 +474,27 @@ class GenreClient(discord.Client):
             log.exception("autodetect failed on message %s", message.id)
 
 
+class ShardedGenreClient(GenreClient, discord.AutoShardedClient):
+    """GenreClient over several gateway connections (shards) in this one process, for bots in
+    more servers than one connection may serve (Discord requires it from 2,500 servers)."""
+
+
+def genre_client(
+    bot: GenreBot, settings: Settings, autodetect: AutodetectStore, *, message_content: bool
+) -> GenreClient:
+    """One connection, or `SCRIABIN_DISCORD_SHARDS` shards (-1: as many as Discord advises)."""
+    shards = settings.discord_shards
+    if shards == 0:
+        return GenreClient(bot, settings, autodetect, message_content=message_content)
+    return ShardedGenreClient(
+        bot,
+        settings,
+        autodetect,
+        message_content=message_content,
+        shard_count=None if shards < 0 else shards,
+    )
+
+
 class DiscordAdapter:
     """Serves Discord until stopped; falls back to running without Message Content if the
     developer portal refuses that intent, so a setting cannot keep the whole bot offline."""
@@ -497,7 +520,7 @@ class DiscordAdapter:
         message_content = self.settings.discord_message_content
         try:
             while not self._stopping:
-                client = GenreClient(
+                client = genre_client(
                     self.bot, self.settings, self.autodetect, message_content=message_content
                 )
                 self.client = client

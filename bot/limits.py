@@ -1,12 +1,17 @@
-"""Per-user limits shared by every adapter: a cooldown between requests and one job at a time."""
+"""Per-user limits shared by every adapter: a cooldown between requests and one job at a time.
+In one process they live in memory (UserLimits); across bot processes, in Redis
+(SharedUserLimits), behind the same async interface."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
+from classifier import shared
 from classifier.errors import ScriabinError
 
 
@@ -26,6 +31,12 @@ class AlreadyWorking(ScriabinError):
         super().__init__("I'm still working on your previous song. One at a time, please.")
 
 
+class Limits(Protocol):
+    async def refusal(self, user: str) -> ScriabinError | None: ...
+
+    def admit(self, user: str) -> AbstractAsyncContextManager[None]: ...
+
+
 class UserLimits:
     """Admits a user's request only when their cooldown has passed and no job of theirs runs.
 
@@ -39,9 +50,12 @@ class UserLimits:
         self._last_start: dict[str, float] = {}
         self._running: set[str] = set()
 
-    def refusal(self, user: str) -> ScriabinError | None:
+    async def refusal(self, user: str) -> ScriabinError | None:
         """Why the user would be refused right now, without taking their slot: lets adapters
         skip downloading an attachment for a request that cannot run."""
+        return self._refusal(user)
+
+    def _refusal(self, user: str) -> ScriabinError | None:
         if user in self._running:
             return AlreadyWorking()
         last = self._last_start.get(user)
@@ -49,10 +63,10 @@ class UserLimits:
             return CoolingDown(self.cooldown_s - (self._clock() - last))
         return None
 
-    @contextmanager
-    def admit(self, user: str) -> Iterator[None]:
+    @asynccontextmanager
+    async def admit(self, user: str) -> AsyncIterator[None]:
         """Hold the user's slot for the duration of the block; raise if they must wait."""
-        refusal = self.refusal(user)
+        refusal = self._refusal(user)
         if refusal is not None:
             raise refusal
         now = self._clock()
@@ -70,3 +84,51 @@ class UserLimits:
             expired = [u for u, t in self._last_start.items() if now - t >= self.cooldown_s]
             for user in expired:
                 del self._last_start[user]
+
+
+class SharedUserLimits:
+    """Per-user cooldown and one job at a time, held in Redis so that every bot process sees
+    them (bot.limits.UserLimits is the one-process version)."""
+
+    def __init__(self, state: shared.SharedState, cooldown_s: float, hold_s: float) -> None:
+        self.state = state
+        self.cooldown_s = cooldown_s
+        self.hold_s = hold_s  # the longest a job can take: a crashed bot's hold expires then
+
+    async def refusal(self, user: str) -> ScriabinError | None:
+        busy, wait_ms = await asyncio.to_thread(self._look, user)
+        if busy:
+            return AlreadyWorking()
+        if wait_ms > 0:
+            return CoolingDown(wait_ms / 1000)
+        return None
+
+    def _look(self, user: str) -> tuple[bool, int]:
+        pipe = self.state.redis.pipeline()
+        pipe.exists(f"{shared.PREFIX}busy:{user}")
+        pipe.pttl(f"{shared.PREFIX}cooldown:{user}")
+        busy, wait_ms = self.state._run(pipe)
+        return bool(busy), int(wait_ms)
+
+    @asynccontextmanager
+    async def admit(self, user: str) -> AsyncIterator[None]:
+        refusal = await self.refusal(user)
+        if refusal is not None:
+            raise refusal
+        taken = await asyncio.to_thread(
+            self.state._call, "set", f"{shared.PREFIX}busy:{user}", 1, nx=True, ex=int(self.hold_s)
+        )
+        if not taken:  # another bot process admitted this user a moment ago
+            raise AlreadyWorking()
+        if self.cooldown_s > 0:
+            await asyncio.to_thread(
+                self.state._call,
+                "set",
+                f"{shared.PREFIX}cooldown:{user}",
+                1,
+                px=max(1, int(self.cooldown_s * 1000)),
+            )
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self.state._call, "delete", f"{shared.PREFIX}busy:{user}")

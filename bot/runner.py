@@ -9,10 +9,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from classifier.service import ClassifierService
 from config import Settings
+
+if TYPE_CHECKING:
+    from classifier.remote import RemoteClassifierService
 
 from .core import GenreBot
 from .feedback import FeedbackStore
@@ -51,10 +54,34 @@ def chat_adapters(bot: GenreBot, settings: Settings) -> list[ChatAdapter]:
     return adapters
 
 
+def classifier_service(settings: Settings) -> ClassifierService | RemoteClassifierService:
+    """The in-process pool, or Celery workers when SCRIABIN_BROKER_URL is set."""
+    if settings.broker_url:
+        from classifier.remote import RemoteClassifierService
+
+        return RemoteClassifierService(settings)
+    return ClassifierService(settings)
+
+
+def chat_bot(service: ClassifierService | RemoteClassifierService, settings: Settings) -> GenreBot:
+    """The GenreBot every chat adapter shares; with workers, its per-user limits are shared by
+    every bot process too (in Redis)."""
+    limits = None
+    if settings.broker_url:
+        from classifier.remote import RemoteClassifierService
+
+        from .limits import SharedUserLimits
+
+        assert isinstance(service, RemoteClassifierService)
+        hold = 2 * settings.request_timeout_s + settings.busy_after_s
+        limits = SharedUserLimits(service.state, settings.cooldown_s, hold)
+    return GenreBot(service, feedback=FeedbackStore(settings.database_path), limits=limits)
+
+
 async def run_bot(settings: Settings, adapters: list[ChatAdapter] | None = None) -> None:
     """Start the service, then every adapter; when one stops for good, stop the others."""
-    async with ClassifierService(settings) as service:
-        bot = GenreBot(service, feedback=FeedbackStore(settings.database_path))
+    async with classifier_service(settings) as service:
+        bot = chat_bot(service, settings)
         if adapters is None:
             adapters = chat_adapters(bot, settings)
         if not adapters:
@@ -92,7 +119,7 @@ async def run_bot(settings: Settings, adapters: list[ChatAdapter] | None = None)
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
 
 
-async def _drain(service: ClassifierService) -> None:
+async def _drain(service: ClassifierService | RemoteClassifierService) -> None:
     """Wait (briefly) for stopped requests to end, then let adapters send their answers."""
     waited = 0.0
     while service.in_flight and waited < DRAIN_S:

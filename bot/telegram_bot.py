@@ -1,11 +1,14 @@
-"""The Telegram adapter: python-telegram-bot polls the Bot API and turns /genre, links and
-uploads into requests for the shared GenreBot, answering each in a message edited in place."""
+"""The Telegram adapter: python-telegram-bot polls the Bot API (or, in webhook mode, is posted
+updates behind a reverse proxy) and turns /genre, links and uploads into requests for the shared
+GenreBot, answering each in a message edited in place."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import secrets
+from urllib.parse import urlsplit
 
 from telegram import (
     Audio,
@@ -87,7 +90,7 @@ RATE_LIMIT_RETRIES = 2
 START_RETRY_MAX_S = 60.0
 # Loggers that may see the token: httpx/httpcore log request URLs (the token is in the path),
 # python-telegram-bot logs its base URLs and Bot reprs at debug level.
-TOKEN_BEARING_LOGGERS = ("telegram", "httpx", "httpcore")
+TOKEN_BEARING_LOGGERS = ("telegram", "httpx", "httpcore", "tornado")
 REQUEST_LOGGERS = ("httpx", "httpcore")
 
 
@@ -225,7 +228,8 @@ class Unanswered(Exception):
 
 
 class TelegramAdapter:
-    """Long-polls the Bot API inside the caller's event loop until stop() is awaited."""
+    """Long-polls the Bot API, or serves its webhook, inside the caller's event loop until
+    stop() is awaited."""
 
     name = "telegram"
 
@@ -236,10 +240,16 @@ class TelegramAdapter:
         self.settings = settings
         self.application: Application | None = None
         self._token = settings.telegram_token.get_secret_value()
+        # Telegram sends this secret with every webhook post; without one configured, a new
+        # one per start still keeps strangers who find the URL from posting fake updates.
+        configured = settings.telegram_webhook_secret
+        self._webhook_secret = (
+            configured.get_secret_value() if configured else secrets.token_urlsafe(32)
+        )
         # File downloads put the token in the URL percent-encoded (its colon as %3A).
         # On the library's own loggers too, so even handlers added by others (a test's log
         # capture, say) only ever see scrubbed, frozen text.
-        self._scrubber = SecretScrubber([self._token])
+        self._scrubber = SecretScrubber([self._token, self._webhook_secret])
         self._scrubbed: list[logging.Logger] = []
         self._stop_requested = asyncio.Event()
         self._finished = asyncio.Event()
@@ -371,7 +381,7 @@ class TelegramAdapter:
             return False
         user = requester(request)
         limit_mb = self.settings.telegram_max_upload_mb
-        refusal = self.genre_bot.refusal(user)
+        refusal = await self.genre_bot.refusal(user)
         if refusal is not None:
             # Said at once: no placeholder, and no download for a request that cannot run.
             text = refusal.error or APOLOGY
@@ -409,13 +419,7 @@ class TelegramAdapter:
             if not await self._connect(application):
                 return
             await application.start()
-            # Pending updates are kept: a message sent while the bot was down still deserves
-            # an answer, and the queue bound and the rate limiter absorb the backlog.
-            await application.updater.start_polling(
-                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
-                drop_pending_updates=False,
-            )
-            log.info("telegram: polling as @%s", application.bot.username)
+            await self._receive_updates(application)
             await self._stop_requested.wait()
         finally:
             try:
@@ -424,8 +428,41 @@ class TelegramAdapter:
                 self._unprotect_token()
                 self._finished.set()
 
+    async def _receive_updates(self, application: Application) -> None:
+        """Long polling (one process), or webhook mode: Telegram posts each update to the
+        public URL, which a reverse proxy forwards to our listener (any number of processes).
+        Pending updates are kept either way: a message sent while the bot was down still
+        deserves an answer, and the queue bound and the rate limiter absorb the backlog."""
+        assert application.updater is not None
+        allowed = [Update.MESSAGE, Update.CALLBACK_QUERY]
+        url = self.settings.telegram_webhook_url
+        if url is None:
+            await application.updater.start_polling(
+                allowed_updates=allowed, drop_pending_updates=False
+            )
+            log.info("telegram: polling as @%s", application.bot.username)
+            return
+        await application.updater.start_webhook(
+            listen=self.settings.telegram_webhook_listen,
+            port=self.settings.telegram_webhook_port,
+            url_path=urlsplit(url).path.strip("/"),
+            webhook_url=url,
+            secret_token=self._webhook_secret,
+            allowed_updates=allowed,
+            drop_pending_updates=False,
+            max_connections=concurrent_update_limit(self.settings),
+        )
+        log.info(
+            "telegram: @%s takes updates at %s (listening on %s:%d)",
+            application.bot.username,
+            url,
+            self.settings.telegram_webhook_listen,
+            self.settings.telegram_webhook_port,
+        )
+
     async def stop(self) -> None:
-        """Stop polling, answer the messages already fetched, then close the connections."""
+        """Stop polling or the webhook listener, answer the updates already taken, then close
+        the connections."""
         self._stop_requested.set()
         if self._started:
             await self._finished.wait()

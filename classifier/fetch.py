@@ -578,6 +578,26 @@ def _link_back(info: dict[str, Any], url: str) -> str:
     return page
 
 
+@functools.cache
+def _specific_extractors() -> tuple[Any, ...]:
+    from yt_dlp.extractor import gen_extractor_classes
+
+    return tuple(ie for ie in gen_extractor_classes() if ie.ie_key() != "Generic")
+
+
+def canonical_media_id(url: str) -> str:
+    """What a link points at, without fetching it: `<extractor>:<id>` as yt-dlp's extractors
+    read it from the link itself (every YouTube spelling of a video gives the same), else
+    `url:<the link>`. The id a download reports (FetchedAudio.media_id) has the same form."""
+    for extractor in _specific_extractors():
+        if extractor.suitable(url):
+            media = extractor.get_temp_id(url)
+            if media:
+                return f"{extractor.ie_key().lower()}:{media}"
+            break
+    return f"url:{url}"
+
+
 def download_budget(settings: Settings) -> RequestBudget:
     """A fresh budget for one request: the download limit and the request deadline."""
     return RequestBudget(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,5 +97,24 @@ class Classification:
         return self.genres[0]
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON object of the CLI's `--json` output (and of any future HTTP API)."""
+        """The JSON object of the CLI's `--json` output (and of what workers hand back)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Classification:
+        """The inverse of `as_json` (JSON's lists back to tuples of their dataclasses)."""
+        return cls(
+            source=data["source"],
+            title=data.get("title"),
+            duration_s=data["duration_s"],
+            analysed_s=data["analysed_s"],
+            genres=tuple(GenreScore(**item) for item in data["genres"]),
+            segments=tuple(Segment(**item) for item in data["segments"]),
+            model=ModelRef(**data["model"]),
+            tags=tuple(TagScore(**item) for item in data.get("tags", ())),
+            url=data.get("url"),
+            uncertain=bool(data.get("uncertain", False)),
+            styles=tuple(StyleScore(**item) for item in data.get("styles", ())),
+            media_id=data.get("media_id"),
+            timings=Timings(**data.get("timings", {})),
+        )

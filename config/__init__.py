@@ -4,6 +4,7 @@ environment (SCRIABIN_* plus DISCORD_TOKEN and TELEGRAM_TOKEN), then explicit ar
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -63,6 +64,19 @@ class Settings(BaseSettings):
     queue_size: int = Field(ge=0, description="Requests that may wait beyond busy workers")
     cache_size: int = Field(ge=0, description="Recent link results kept in memory")
 
+    broker_url: str | None = Field(
+        None,
+        description="Redis URL of the Celery broker, results and shared state; empty: in-process",
+    )
+    cache_ttl_s: float = Field(gt=0, description="How long shared results are kept (scale-out)")
+    upload_ttl_s: float = Field(gt=0, description="How long an upload waits in Redis for a worker")
+    worker_threads: int = Field(
+        ge=0, description="CPU threads of each worker job process; 0: cores / SCRIABIN_WORKERS"
+    )
+    busy_after_s: float = Field(
+        gt=0, description="Expected wait for a worker above which a request is told 'busy'"
+    )
+
     cooldown_s: float = Field(ge=0, description="Per-user pause between requests")
     uncertain_below: float | None = Field(
         None,
@@ -83,6 +97,9 @@ class Settings(BaseSettings):
         None, description="Sync slash commands to this one server (instant, for development)"
     )
     discord_max_upload_mb: float = Field(gt=0, description="Largest Discord attachment")
+    discord_shards: int = Field(
+        ge=-1, description="Discord shards in this process: 0 one connection, -1 Discord's advice"
+    )
     discord_message_content: bool = Field(
         description="Use Discord's privileged Message Content intent (link autodetect needs it)",
     )
@@ -98,13 +115,52 @@ class Settings(BaseSettings):
     telegram_max_upload_mb: float = Field(
         gt=0, description="Largest Telegram upload the Bot API lets the bot download"
     )
+    telegram_webhook_url: str | None = Field(
+        None,
+        description="Public HTTPS URL Telegram posts updates to (webhook mode); empty: polling",
+    )
+    telegram_webhook_listen: str = Field(description="Address the webhook server listens on")
+    telegram_webhook_port: int = Field(
+        ge=1, le=65535, description="Port the webhook server listens on, behind the proxy"
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "TELEGRAM_WEBHOOK_SECRET", "SCRIABIN_TELEGRAM_WEBHOOK_SECRET", "telegram_webhook_secret"
+        ),
+        description="Secret Telegram sends with every webhook post; empty: a new one per start",
+    )
     database_path: Path = Field(description="SQLite file for per-server bot preferences")
     log_level: str = Field(description="Logging level")
 
-    @field_validator("model", "uncertain_below", mode="before")
+    @field_validator(
+        "model",
+        "uncertain_below",
+        "broker_url",
+        "telegram_webhook_url",
+        "telegram_webhook_secret",
+        mode="before",
+    )
     @classmethod
     def _empty_means_default(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's rule for secret_token.
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("use 1-256 characters among A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url_absolute(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"https?://[^/]+", value):
+            raise ValueError("give the whole public URL, such as https://bot.example.com/telegram")
+        return value
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

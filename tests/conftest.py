@@ -14,6 +14,7 @@ import pytest
 
 from bot.logs import QUIET_LOGGERS
 from config import PROJECT_ROOT, Settings, load_settings
+from tests.redis_server import RedisServer, need_redis_server
 
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 GTZAN_MINI = SHARED_DIR / "data" / "gtzan-mini"
@@ -85,3 +86,19 @@ def seed_model() -> Path:
     if not SEED_MODEL.is_file():
         pytest.skip("../shared/seed-model is not beside the project")
     return SEED_MODEL
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    need_redis_server()
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    need_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

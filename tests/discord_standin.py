@@ -175,7 +175,9 @@ class DiscordStandIn:
         self._attachments: dict[int, tuple[bytes, str]] = {}
         self.attachment_bytes_sent = 0
         self._rejections: list[tuple[str, str, web.Response]] = []
-        self._session: _GatewaySession | None = None
+        # One gateway session per shard the bot connected (a single connection is shard 0 of 1).
+        self._sessions: dict[int, _GatewaySession] = {}
+        self.shard_count = 1
         self._sockets: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -373,13 +375,22 @@ class DiscordStandIn:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
 
+    @property
+    def connected(self) -> bool:
+        """Every shard of the bot identified and got READY and its servers."""
+        return len(self._sessions) == self.shard_count
+
     async def wait_until_connected(self, timeout: float = 30) -> None:
-        """Until the bot identified and got READY and its servers."""
+        """Until the bot identified and got READY and its servers, on every shard."""
         await self.wait_until(
-            lambda: self._session is not None or self.unsupported_transport is not None, timeout
+            lambda: self.connected or self.unsupported_transport is not None, timeout
         )
-        if self._session is None:
+        if not self.connected:
             raise AssertionError(f"the stand-in does not speak {self.unsupported_transport}")
+
+    def shard_of(self, guild_id: int) -> int:
+        """Discord's rule: a server belongs to shard (server id >> 22) % shard count."""
+        return (guild_id >> 22) % self.shard_count
 
     def reject_next(self, method: str, pattern: str, status: int, code: int, message: str) -> None:
         """Answer the next request matching `pattern` with a Discord error (once)."""
@@ -395,10 +406,11 @@ class DiscordStandIn:
     # -- gateway -------------------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a DISPATCH (op 0) to the identified bot."""
+        """Send a DISPATCH (op 0) to the identified bot, on the shard of its server."""
         await self.wait_until_connected()
-        assert self._session is not None
-        await self._send(self._session, OP_DISPATCH, data, event=event)
+        guild_id = data.get("guild_id")
+        shard = self.shard_of(int(guild_id)) if guild_id else 0
+        await self._send(self._sessions[shard], OP_DISPATCH, data, event=event)
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(max_msg_size=0)
@@ -422,8 +434,9 @@ class DiscordStandIn:
                 await self._receive(session, json.loads(frame.data))
         finally:
             self._sockets.discard(socket)
-            if self._session is session:
-                self._session = None
+            for shard, open_session in list(self._sessions.items()):
+                if open_session is session:
+                    del self._sessions[shard]
             await self._notify()
         return socket
 
@@ -453,13 +466,15 @@ class DiscordStandIn:
                 code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s)."
             )
             return
+        shard, self.shard_count = data.get("shard") or [0, 1]
+        guilds = [guild for guild in self._guilds if self.shard_of(guild.id) == shard]
         ready = {
             "v": API_VERSION,
             "user": self.bot_user.payload,
-            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in self._guilds],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
             "session_id": session.session_id,
             "resume_gateway_url": self.gateway_url,
-            "shard": [0, 1],
+            "shard": [shard, self.shard_count],
             "application": {"id": str(self.application_id), "flags": self._application_flags},
             "private_channels": [],
             "relationships": [],
@@ -469,9 +484,9 @@ class DiscordStandIn:
             "geo_ordered_rtc_regions": [],
         }
         await self._send(session, OP_DISPATCH, ready, event="READY")
-        for guild in self._guilds:
+        for guild in guilds:
             await self._send(session, OP_DISPATCH, self._guild_payload(guild), event="GUILD_CREATE")
-        self._session = session
+        self._sessions[shard] = session
 
     async def _send(
         self, session: _GatewaySession, op: int, data: Any, *, event: str | None = None
@@ -562,7 +577,7 @@ class DiscordStandIn:
         return _json(
             {
                 "url": self.gateway_url,
-                "shards": 1,
+                "shards": self.shard_count,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,

@@ -72,6 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
                     int(query.get("length", ["0"])[0]),
                     send_body,
                 )
+            elif parts.path.startswith("/slowly/"):
+                seconds = float(query.get("seconds", ["5"])[0])
+                self._send_slowly(parts.path.removeprefix("/slowly/"), seconds, send_body)
             elif parts.path.startswith("/stream/"):
                 self._send_file(parts.path.removeprefix("/stream/"), send_body, length=False)
             else:
@@ -121,6 +124,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             sent += 1
             self.server.count(self.path, 1)
+
+    def _send_slowly(self, name: str, seconds: float, send_body: bool) -> None:
+        """A file whose bytes are spread evenly over `seconds`."""
+        path = (self.server.root / name).resolve()
+        if not name or not path.is_file() or self.server.root not in path.parents:
+            self.send_error(404, "Not Found")
+            return
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        pieces = 50
+        for start in range(0, len(data), max(1, len(data) // pieces)):
+            if not send_body or self.server.stopping.wait(seconds / pieces):
+                return
+            self.wfile.write(data[start : start + max(1, len(data) // pieces)])
+            self.wfile.flush()
 
     def _send_file(self, name: str, send_body: bool, length: bool) -> None:
         path = (self.server.root / name).resolve()

@@ -1,6 +1,7 @@
 """A stand-in for Telegram's Bot API on 127.0.0.1 for the Telegram adapter's end-to-end tests: it
-feeds updates as Telegram would (with their entities), serves uploaded files, reads HTML the way
-Telegram does, answers errors with Telegram's own descriptions and records every call."""
+feeds updates as Telegram would (with their entities) through getUpdates or, once a webhook is
+set, by posting them to it; serves uploaded files, reads HTML the way Telegram does, answers
+errors with Telegram's own descriptions and records every call."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiohttp import ClientConnectionResetError, web
+from aiohttp import ClientConnectionResetError, ClientError, ClientSession, ClientTimeout, web
 
 BOT_ID = 7_000_001
 BOT_USERNAME = "ScriabinTestBot"
@@ -26,7 +27,12 @@ CALLBACK_DATA_LIMIT = 64
 FILE_CHUNK = 256 * 1024
 MAX_TEXT_LENGTH = 4096
 # Fields sent as plain strings; every other field arrives JSON-encoded, as the libraries send it.
-TEXT_FIELDS = frozenset({"text", "caption", "parse_mode", "action", "file_id", "language_code"})
+TEXT_FIELDS = frozenset(
+    {"text", "caption", "parse_mode", "action", "file_id", "language_code", "url", "secret_token"}
+)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Telegram retries a webhook post that was not answered 2xx; the stand-in retries sooner.
+WEBHOOK_RETRY_S = 0.2
 CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -239,6 +245,11 @@ class BotApiStandIn:
         self.file_bytes_sent = 0
         self.callback_answers: list[dict[str, Any]] = []
         self.allowed_updates: list[str] | None = None
+        # Webhook mode: where updates are posted, with which secret, and how each post went.
+        self.webhook_url = ""
+        self.webhook_secret: str | None = None
+        self.webhook_statuses: list[int] = []
+        self._webhook_task: asyncio.Task[None] | None = None
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._user_ids = itertools.count(1001)
@@ -257,6 +268,7 @@ class BotApiStandIn:
             "getme": self._get_me,
             "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._get_webhook_info,
+            "setwebhook": self._set_webhook,
             "setmycommands": self._set_my_commands,
             "getmycommands": lambda params: self.commands,
             "deletemycommands": self._delete_my_commands,
@@ -297,6 +309,10 @@ class BotApiStandIn:
     async def close(self) -> None:
         self._closing = True
         self._pulse()
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._webhook_task
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -562,10 +578,60 @@ class BotApiStandIn:
     def _delete_webhook(self, params: dict[str, Any]) -> bool:
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self.webhook_url, self.webhook_secret = "", None
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            self._webhook_task = None
         return True
 
     def _get_webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        return {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+
+    def _set_webhook(self, params: dict[str, Any]) -> bool:
+        url = str(params.get("url") or "")
+        if not url:
+            return self._delete_webhook(params)
+        if not re.match(r"https?://", url):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        if params.get("allowed_updates") is not None:
+            self.allowed_updates = list(params["allowed_updates"])
+        self.webhook_url, self.webhook_secret = url, secret
+        if self._webhook_task is None:
+            self._webhook_task = asyncio.create_task(self._post_updates())
+        return True
+
+    async def _post_updates(self) -> None:
+        """Post each pending update to the webhook, one at a time and in order, until it is
+        answered 2xx, as Telegram does."""
+        async with ClientSession(timeout=ClientTimeout(total=10)) as session:
+            while not self._closing:
+                changed = self._changed
+                pending = [u for u in self._updates if self._is_allowed(u)]
+                if not pending:
+                    await changed.wait()
+                    continue
+                update = pending[0]
+                headers = {SECRET_HEADER: self.webhook_secret} if self.webhook_secret else {}
+                try:
+                    async with session.post(self.webhook_url, json=update, headers=headers) as r:
+                        status = r.status
+                except (ClientError, TimeoutError):
+                    status = 0
+                self.webhook_statuses.append(status)
+                if 200 <= status < 300:
+                    self._updates.remove(update)
+                    self._pulse()
+                else:
+                    await asyncio.sleep(WEBHOOK_RETRY_S)
 
     def _set_my_commands(self, params: dict[str, Any]) -> bool:
         commands = params.get("commands")
@@ -584,6 +650,12 @@ class BotApiStandIn:
         return True
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook_url:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         if params.get("allowed_updates") is not None:

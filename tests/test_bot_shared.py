@@ -60,20 +60,23 @@ def test_links_are_found_in_chat_text() -> None:
     assert first_link("no links here") is None
 
 
-def test_cooldown_and_one_job_per_user() -> None:
+async def test_cooldown_and_one_job_per_user() -> None:
     now = [100.0]
     limits = UserLimits(15, clock=lambda: now[0])
-    with limits.admit("a"):
-        with pytest.raises(AlreadyWorking), limits.admit("a"):
-            pass
-        with limits.admit("b"):  # other users are not held up
+    async with limits.admit("a"):
+        with pytest.raises(AlreadyWorking):
+            async with limits.admit("a"):
+                pass
+        async with limits.admit("b"):  # other users are not held up
             pass
     now[0] += 5
-    with pytest.raises(CoolingDown) as waiting, limits.admit("a"):
-        pass
+    with pytest.raises(CoolingDown) as waiting:
+        async with limits.admit("a"):
+            pass
     assert "10 s" in str(waiting.value)
+    assert isinstance(await limits.refusal("a"), CoolingDown)
     now[0] += 10
-    with limits.admit("a"):
+    async with limits.admit("a"):
         pass
 
 
@@ -143,7 +146,7 @@ async def test_bot_answers_never_raise(settings: Settings, tmp_path: Path) -> No
         song = write_song(tmp_path / "s", 4, "wav")
         good = await bot.answer(Request(Upload(song.read_bytes(), "s.wav"), user="u2"))
         assert good.ok and good.reply is not None and len(good.reply.genres) == 3
-        assert bot.refusal("u2") is not None and bot.refusal("u4") is None
+        assert await bot.refusal("u2") is not None and await bot.refusal("u4") is None
         operator = GenreBot(service, local_files=True)
         broken = await operator.answer(Request(object(), user="u3"))  # type: ignore[arg-type]
         assert broken.error == APOLOGY and broken.error_code == "internal"

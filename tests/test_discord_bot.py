@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import discord
 import pytest
 from pydantic import SecretStr
 
@@ -526,3 +527,22 @@ async def test_feedback_buttons_keep_working_after_a_restart(
         await standin.use_component(answer, answer.custom_ids[0], user)
     )
     assert thanks.content.startswith("Thanks! Noted: ")
+
+
+async def test_shards_split_the_servers_and_each_answers(
+    start_bot: StartBot, standin: DiscordStandIn, song_url: str
+) -> None:
+    standin.shard_count = 2
+    guilds = [standin.guild]
+    while len({standin.shard_of(guild.id) for guild in guilds}) < 2:
+        guilds.append(standin.add_guild(f"Server {len(guilds)}"))
+    adapter = await start_bot(discord_shards=2)
+    assert isinstance(adapter.client, discord.AutoShardedClient)
+    assert sorted(identify["shard"] for identify in standin.identifies) == [[0, 2], [1, 2]]
+    one_per_shard = {standin.shard_of(guild.id): guild for guild in guilds}
+    for guild in one_per_shard.values():
+        interaction = await standin.use_slash_command(
+            "genre", standin.add_user("kim"), guild=guild, options={"link": song_url}
+        )
+        answer = await standin.wait_for_answer(interaction)
+        assert_genre_embed(answer, card_of(adapter))

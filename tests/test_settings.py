@@ -48,3 +48,14 @@ def test_every_setting_is_documented_in_the_readme() -> None:
             name, f"SCRIABIN_{name.upper()}"
         )
         assert f"`{env}`" in readme, f"{env} is missing from the README's settings table"
+
+
+def test_webhook_settings_telegram_would_refuse_are_settings_errors() -> None:
+    with pytest.raises(ValueError, match="A-Z, a-z, 0-9"):
+        load_settings(telegram_webhook_secret="has spaces and ünïcode")
+    with pytest.raises(ValueError, match="whole public URL"):
+        load_settings(telegram_webhook_url="/telegram")
+    good = load_settings(
+        telegram_webhook_url="https://bot.example.com/t", telegram_webhook_secret=""
+    )
+    assert good.telegram_webhook_secret is None  # empty: a new one per start

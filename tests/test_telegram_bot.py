@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
+from aiohttp import ClientSession
 from telegram.ext import AIORateLimiter
 
 from bot.core import GenreBot
@@ -29,7 +30,8 @@ from classifier.service import RESTARTING, ClassifierService
 from config import Settings, load_settings
 from tests.audio_fixtures import write_song
 from tests.processes import TRICKLE, start_scriabin, until_downloading
-from tests.telegram_standin import BOT_USERNAME, BotApiStandIn, BotMessage
+from tests.redis_server import free_port
+from tests.telegram_standin import BOT_USERNAME, SECRET_HEADER, BotApiStandIn, BotMessage
 
 if TYPE_CHECKING:
     from tests.http_server import LocalServer
@@ -620,3 +622,68 @@ async def test_feedback_buttons_keep_working_after_a_restart(
         press = api.press(user, answer, answer.button("👍")["callback_data"])
         toast = await api.wait_for(lambda: api.answer_to(press))
     assert toast["text"].startswith("Thanks! Noted: ")
+
+
+async def test_webhook_mode_takes_updates_posted_with_its_secret_only(
+    service: ClassifierService,
+    api: BotApiStandIn,
+    song_link: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    # In production this is the public HTTPS URL a reverse proxy forwards to the listener.
+    url = f"http://127.0.0.1:{port}/telegram/updates"
+    settings = scriabin_settings(
+        telegram_api_url=api.api_url,
+        telegram_file_url=api.file_url,
+        telegram_webhook_url=url,
+        telegram_webhook_port=port,
+    )
+    user, chat = new_private_chat(api, "Vera")
+    early = api.send_text(chat, user, "/help")  # waiting since before the bot started
+    adapter = TelegramAdapter(GenreBot(service), settings)
+    task = asyncio.create_task(adapter.run())
+    try:
+        await api.wait_for(lambda: api.webhook_url or task.done())
+        if task.done():
+            task.result()
+        assert api.webhook_url == url
+        assert api.allowed_updates == ["message", "callback_query"]
+        secret = api.webhook_secret
+        assert secret is not None and len(secret) >= 32  # made up at start: none was set
+        [help_answer] = await api.wait_for(lambda: api.sent_after(early))
+        assert "/genre" in help_answer.text
+        request = api.send_text(chat, user, song_link)
+        assert_genre_answer(await final_answer(api, request), service)
+
+        # Someone who finds the URL cannot post updates without the secret.
+        stranger, stranger_chat = new_private_chat(api, "Stranger")
+        forged = {
+            "update_id": 900_001,
+            "message": {
+                "message_id": 1,
+                "date": int(time.time()),
+                "chat": stranger_chat,
+                "from": stranger,
+                "text": "/help",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+            },
+        }
+        async with ClientSession() as session:
+            for headers in ({}, {SECRET_HEADER: "a-guess"}):
+                async with session.post(url, json=forged, headers=headers) as response:
+                    assert response.status == 403
+            await asyncio.sleep(0.5)
+        assert api.bot_messages(stranger_chat) == []
+        assert api.calls_to("getUpdates") == []
+        # Every post it answered was taken (a post before the listener was up is retried).
+        assert {status for status in api.webhook_statuses if status} == {200}
+    finally:
+        await adapter.stop()
+        await task
+    # Stopped: the listener is closed, and Telegram keeps the updates until the next start.
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+    assert api.webhook_url == url
+    assert secret not in caplog.text and TOKEN not in caplog.text
