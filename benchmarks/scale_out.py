@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,10 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from classifier.remote import RemoteClassifierService
 from classifier.results import Upload
 from classifier.service import ClassifierService
-from classifier.shared import SharedState
 from config import PROJECT_ROOT, load_settings
 from tests.audio_fixtures import song, write_audio
-from tests.processes import scriabin_environment
+from tests.processes import start_workers, stop_workers
 from tests.redis_server import RedisServer
 
 GTZAN_MINI = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-mini"
@@ -73,26 +70,11 @@ async def main() -> None:
     redis = RedisServer(folder)
     workers = []
     try:
-        environment = scriabin_environment(
-            folder,
-            SCRIABIN_BROKER_URL=redis.url,
-            SCRIABIN_WORKERS="1",
-            # Two worker processes share this machine's cores: one thread each.
-            SCRIABIN_WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // args.workers)),
+        # The worker processes share this machine's cores: their threads divide them.
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
+        workers = start_workers(
+            args.workers, redis.url, folder, SCRIABIN_WORKER_THREADS=str(threads)
         )
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "worker"],
-                cwd=REPO,
-                env=environment,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(args.workers)
-        ]
-        state = SharedState(redis.url)
-        while len(state.workers()) < args.workers:
-            time.sleep(0.5)
         remote_settings = settings.model_copy(
             update={"broker_url": redis.url, "busy_after_s": 3600}
         )
@@ -113,10 +95,7 @@ async def main() -> None:
                 f"max {max(hits) * 1000:.1f} ms over {len(hits)}"
             )
     finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.wait(60)
+        stop_workers(workers, timeout_s=60)
         redis.stop()
 
 

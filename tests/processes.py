@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,3 +48,51 @@ async def until_downloading(temp: Path, seconds: float = 60) -> None:
     while not list(temp.glob("scriabin-*/*.part")):
         assert time.monotonic() - started < seconds, "the download never started"
         await asyncio.sleep(0.1)
+
+
+def start_workers(
+    count: int, redis_url: str, temp: Path, *, timeout_s: float = 180, **variables: str
+) -> list[subprocess.Popen[bytes]]:
+    """`count` `scriabin worker` processes of one job process each on `redis_url`, once every
+    one of them sends its heartbeat (each has loaded and warmed the model)."""
+    from classifier.shared import SharedState
+
+    environment = scriabin_environment(
+        temp, SCRIABIN_BROKER_URL=redis_url, SCRIABIN_WORKERS="1", **variables
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "worker"],
+            cwd=REPO,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    state = SharedState(redis_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(state.workers()) < count:
+            if any(process.poll() is not None for process in processes):
+                raise RuntimeError("a worker exited at start")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not come up")
+            time.sleep(0.5)
+    except BaseException:
+        stop_workers(processes)
+        raise
+    return processes
+
+
+def stop_workers(processes: list[subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
+    """SIGTERM (a worker finishes its job first), then SIGKILL whatever is still there."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

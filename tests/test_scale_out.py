@@ -24,7 +24,7 @@ from classifier.results import Upload
 from classifier.shared import PREFIX, UNREACHABLE, SharedState, WorkersUnavailable
 from config import Settings, load_settings
 from tests.audio_fixtures import write_song
-from tests.processes import REPO, scriabin_environment
+from tests.processes import REPO, scriabin_environment, start_workers, stop_workers
 from tests.redis_server import RedisServer, free_port
 
 if TYPE_CHECKING:
@@ -53,34 +53,9 @@ def workers(
     shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Two `scriabin worker` processes of one job at a time each, on the shared Redis."""
-    temp = tmp_path_factory.mktemp("workers")
-    environment = scriabin_environment(
-        temp, SCRIABIN_BROKER_URL=shared_redis.url, SCRIABIN_WORKERS="1"
-    )
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker"],
-            cwd=REPO,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(WORKERS)
-    ]
-    state = SharedState(shared_redis.url)
-    deadline = time.monotonic() + 180
-    while len(state.workers()) < WORKERS:
-        assert all(p.poll() is None for p in processes), "a worker exited at start"
-        assert time.monotonic() < deadline, "the workers did not come up"
-        time.sleep(0.5)
+    processes = start_workers(WORKERS, shared_redis.url, tmp_path_factory.mktemp("workers"))
     yield processes
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_workers(processes)
 
 
 @pytest.fixture
@@ -149,14 +124,15 @@ async def test_identical_requests_in_flight_start_one_job(
     before = state.counters()
     async with RemoteClassifierService(settings) as service:
         results = await asyncio.gather(*(service.classify(link) for _ in range(5)))
-        again = time.perf_counter()
+        joined = state.counters()
         cached = await service.classify(link)
-        hit_ms = (time.perf_counter() - again) * 1000
     after = state.counters()
-    assert after["jobs_started"] - before["jobs_started"] == 1
-    assert after["jobs_joined"] - before["jobs_joined"] == 4
+    assert joined["jobs_started"] - before["jobs_started"] == 1
+    assert joined["jobs_joined"] - before["jobs_joined"] == 4
     assert len({result.top for result in results}) == 1 and cached.top == results[0].top
-    assert hit_ms < 500  # answered from the shared cache (the benchmark times it properly)
+    # Asked again: answered from the shared cache, with no job at all.
+    assert after["cache_hits"] - joined["cache_hits"] == 1
+    assert after["jobs_started"] == joined["jobs_started"]
 
 
 async def test_a_worker_killed_mid_job_still_leaves_one_answer(
