@@ -26,13 +26,12 @@ from .jobs import TASK, celery_app, classification_of, job_for
 from .model import ModelCard, find_card
 from .pipeline import content_id, is_url
 from .results import Classification, Source, Upload
-from .service import RESTARTING
+from .service import BUSY, RESTARTING
 from .shared import QUEUE, UNREACHABLE, SharedState, WorkersUnavailable, media_key
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
-BUSY = "I'm busy with other songs right now. Please try again in a minute."
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The one async entry point of the classifier: `await service.classify(source)`.
 
-Requests run the blocking pipeline in a bounded pool of worker threads. A request that would
-have to wait behind more than `queue_size` others is refused at once with `Busy`, so a burst of
-links never piles up minutes of work; recent link results are answered from a small cache.
+Requests run the blocking pipeline in a bounded pool of worker threads. A request is refused
+at once with `Busy` when its expected wait (the requests ahead of it, times the measured mean
+time a worker spends on one, shared among the workers) is above `busy_after_s`, or when
+`queue_size` requests already wait: a burst is served, but minutes of work never pile up.
+Recent link results are answered from a small cache.
 Each request has a budget (bytes and a deadline): past the deadline its caller hears TooSlow at
 once and its worker is stopped; `shutdown()` stops them all and removes their files.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +32,9 @@ RESTARTING = (
 )
 # How long shutdown() waits for stopped workers to finish before removing their files anyway.
 SHUTDOWN_GRACE_S = 3.0
+BUSY = "I'm busy with other songs right now. Please try again in a minute."
+# How much one finished request moves the running mean of the time a worker spends on one.
+DURATION_WEIGHT = 0.2
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,7 @@ class ClassifierService:
         self._model: GenreModel | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = 0
+        self._mean_job_s: float | None = None
         self._budgets: set[RequestBudget] = set()
         self._closing = False
         self._cache: OrderedDict[tuple[str, str], Classification] = OrderedDict()
@@ -60,6 +67,13 @@ class ClassifierService:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    def expected_wait_s(self) -> float:
+        """How long a new request would wait for a worker: the requests ahead of it beyond the
+        busy workers, times the mean time a worker spends on one, shared among the workers.
+        0 until a request has been measured."""
+        ahead = max(0, self._in_flight + 1 - self.settings.workers)
+        return ahead * (self._mean_job_s or 0.0) / self.settings.workers
 
     async def start(self) -> None:
         """Load and warm the model off the event loop, so the first user pays nothing extra."""
@@ -94,13 +108,11 @@ class ClassifierService:
         if key is not None and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        if self._in_flight >= self.capacity:
-            raise Busy("I'm busy with other songs right now. Please try again in a minute.")
+        if self._in_flight >= self.capacity or self.expected_wait_s() > self.settings.busy_after_s:
+            raise Busy(BUSY)
         budget = download_budget(self.settings)
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(
-            self._pool, classify_source, source, self.model, self.settings, budget
-        )
+        work = loop.run_in_executor(self._pool, self._run, source, budget)
         # The slot is held until the worker is really done, even when its caller stops waiting.
         self._in_flight += 1
         self._budgets.add(budget)
@@ -119,6 +131,16 @@ class ClassifierService:
         if key is not None:
             self._remember(key, result)
         return result
+
+    def _run(self, source: Source, budget: RequestBudget) -> Classification:
+        """In a worker thread: the pipeline, timed for the expected wait of later requests."""
+        started = time.monotonic()
+        try:
+            return classify_source(source, self.model, self.settings, budget)
+        finally:
+            took = time.monotonic() - started
+            mean = self._mean_job_s
+            self._mean_job_s = took if mean is None else mean + DURATION_WEIGHT * (took - mean)
 
     def _finished(self, budget: RequestBudget) -> None:
         self._in_flight -= 1

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     workers: int = Field(ge=1, description="Worker threads running the pipeline")
     queue_size: int = Field(ge=0, description="Requests that may wait beyond busy workers")
     cache_size: int = Field(ge=0, description="Recent link results kept in memory")
+    busy_after_s: float = Field(
+        gt=0, description="Expected wait for a worker above which a request is told 'busy'"
+    )
 
     broker_url: str | None = Field(
         None,
@@ -72,9 +75,6 @@ class Settings(BaseSettings):
     upload_ttl_s: float = Field(gt=0, description="How long an upload waits in Redis for a worker")
     worker_threads: int = Field(
         ge=0, description="CPU threads of each worker job process; 0: cores / SCRIABIN_WORKERS"
-    )
-    busy_after_s: float = Field(
-        gt=0, description="Expected wait for a worker above which a request is told 'busy'"
     )
 
     cooldown_s: float = Field(ge=0, description="Per-user pause between requests")

@@ -99,6 +99,33 @@ async def test_full_queue_answers_busy_at_once(tmp_path: Path, http_server) -> N
         await asyncio.gather(slow, return_exceptions=True)
 
 
+async def test_busy_comes_from_the_expected_wait_not_a_count(tmp_path: Path, http_server) -> None:
+    # One worker and room in the queue: a request behind a running one waits for it until the
+    # service has measured how long requests take, then hears "busy" once that wait is too long.
+    settings = load_settings(
+        allow_private_networks=True, workers=1, queue_size=10, busy_after_s=0.001
+    )
+    song_path = write_song(tmp_path / "song", seconds=4, fmt="wav")
+    async with ClassifierService(settings) as service:
+        assert service.expected_wait_s() == 0
+        slow = asyncio.create_task(service.classify(http_server.url("/slow?seconds=5")))
+        while service.in_flight == 0:
+            await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(service.classify(song_path))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # queued behind the slow one, not refused
+        await asyncio.gather(slow, return_exceptions=True)
+        await waiting  # two requests measured now
+        slow = asyncio.create_task(service.classify(http_server.url("/slow?seconds=5")))
+        while service.in_flight == 0:
+            await asyncio.sleep(0.01)
+        assert service.expected_wait_s() > settings.busy_after_s
+        with pytest.raises(Busy, match="busy"):
+            await asyncio.wait_for(service.classify(song_path), timeout=1)
+        slow.cancel()
+        await asyncio.gather(slow, return_exceptions=True)
+
+
 async def test_same_link_twice_is_answered_from_the_cache(
     service: ClassifierService, tmp_path: Path, http_server
 ) -> None:
