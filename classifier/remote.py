@@ -55,10 +55,6 @@ class RemoteClassifierService:
         self._closing = False
 
     @property
-    def capacity(self) -> int:
-        return self.settings.workers + self.settings.queue_size
-
-    @property
     def in_flight(self) -> int:
         return self._in_flight
 

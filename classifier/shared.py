@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .errors import ScriabinError
@@ -62,14 +64,29 @@ class SharedState:
         self.url = url
         self.redis = connect(url)
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def _reaching(self, what: str) -> Iterator[None]:
+        """Any Redis failure inside becomes WorkersUnavailable; the log gets the detail."""
         import redis
 
         try:
-            return getattr(self.redis, method)(*args, **kwargs)
+            yield
         except redis.RedisError as error:
-            log.error("Redis at %s unreachable (%s): %r", _safe(self.url), method, error)
+            log.error("Redis at %s unreachable (%s): %r", _safe(self.url), what, error)
             raise WorkersUnavailable(UNREACHABLE) from error
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        with self._reaching(method):
+            return getattr(self.redis, method)(*args, **kwargs)
+
+    def _keys(self, match: str) -> list[bytes]:
+        """The keys matching `match`, by SCAN (a long KEYS would block Redis for everyone)."""
+        with self._reaching("scan"):
+            return list(self.redis.scan_iter(match=match))
+
+    def _run(self, pipe: Any) -> Any:
+        with self._reaching("pipeline"):
+            return pipe.execute()
 
     def ping(self) -> None:
         """Check that Redis answers; BrokerUnreachable, naming it, if it does not."""
@@ -123,7 +140,7 @@ class SharedState:
 
     def jobs_running(self) -> dict[str, str]:
         """Job id -> the worker running it."""
-        names = list(self._call("scan_iter", match=f"{PREFIX}running:*"))
+        names = self._keys(f"{PREFIX}running:*")
         values = self._call("mget", names) if names else []
         return {
             name.decode().removeprefix(f"{PREFIX}running:"): value.decode()
@@ -185,7 +202,7 @@ class SharedState:
 
     def workers(self) -> dict[str, int]:
         """Workers alive (their heartbeat is recent), and how many jobs each runs at once."""
-        names = list(self._call("scan_iter", match=f"{PREFIX}worker:*"))
+        names = self._keys(f"{PREFIX}worker:*")
         if not names:
             return {}
         slots = self._call("mget", names)
@@ -202,15 +219,6 @@ class SharedState:
         if slots == 0:
             return math.inf
         return (self.queue_length() + 1) * (self.mean_job_seconds() or 1.0) / slots
-
-    def _run(self, pipe: Any) -> Any:
-        import redis
-
-        try:
-            return pipe.execute()
-        except redis.RedisError as error:
-            log.error("Redis at %s unreachable: %r", _safe(self.url), error)
-            raise WorkersUnavailable(UNREACHABLE) from error
 
 
 def media_key(model: str, version: str, media_id: str) -> str:
