@@ -4,8 +4,9 @@ same run. Prints figures; it is not a test.
     python benchmarks/speed.py [--models NAME ...] [--repeats 5]
 
 Files: a 30-s GTZAN clip and a 4-min track made of eight clips when ../shared is present
-(generated music otherwise), written as FLAC, and the 4-min track again as Opus/WebM (what a
-YouTube link gives), in a temporary folder. Every model named (default: all available) is timed
+(generated music otherwise), written as FLAC, the 4-min track again as Opus/WebM (what a
+YouTube link gives), and that track repeated to 10 and 20 minutes (FLAC, and 20 min as
+Opus/WebM), in a temporary folder. Every model named (default: all available) is timed
 on the same files in the same run, so their ratios compare like with like. The original reloaded
 its model for every request and analysed only the first 30 s (../shared/seed-model/README.md).
 """
@@ -48,10 +49,16 @@ def test_files(folder: Path) -> dict[str, Path]:
     else:
         short, long, origin = song(30, RATE, seed=1), song(240, RATE, seed=2), "generated music"
     print(f"files: {origin}, FLAC 22.05 kHz mono")
+    # 10 and 20 minutes: the 4-min track again and again (a DJ set, a symphony's length); the
+    # "20 min" files stop 10 s short, under the 20-min limit whatever a codec's padding adds.
+    longer = {minutes: np.resize(long, (minutes * 60 - 10) * RATE) for minutes in (10, 20)}
     return {
         "30 s": write_audio(folder / "short.flac", short, RATE, fmt="flac"),
         "4 min": write_audio(folder / "long.flac", long, RATE, fmt="flac"),
         "4m opus": write_audio(folder / "long.webm", long, RATE, fmt="webm-opus"),
+        "10 min": write_audio(folder / "long10.flac", longer[10], RATE, fmt="flac"),
+        "20 min": write_audio(folder / "long20.flac", longer[20], RATE, fmt="flac"),
+        "20m opus": write_audio(folder / "long20.webm", longer[20], RATE, fmt="webm-opus"),
     }
 
 
@@ -67,7 +74,7 @@ def main() -> None:
         f"median of {args.repeats} warm runs"
     )
     columns = ("decode", "features", "inference", "ours", "original", "speed-up")
-    header = f"{'model':<14} {'file':<7} " + " ".join(f"{name:>9}" for name in columns)
+    header = f"{'model':<14} {'file':<8} " + " ".join(f"{name:>9}" for name in columns)
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         files = test_files(Path(folder))
         originals = {label: original_time(path, args.repeats) for label, path in files.items()}
@@ -87,7 +94,7 @@ def main() -> None:
                 ours = statistics.median(t.total_s for t in runs)
                 original = originals[label]
                 print(
-                    f"{name:<14} {label:<7} {decode:>7.3f}s {features:>8.3f}s "
+                    f"{name:<14} {label:<8} {decode:>7.3f}s {features:>8.3f}s "
                     f"{inference:>9.3f}s {ours:>7.3f}s {original:>8.3f}s "
                     f"{original / ours:>8.1f}x"
                 )

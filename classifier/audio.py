@@ -5,13 +5,17 @@ Files come from strangers, so decoding is bounded whatever a file claims or hold
 only the bytes we hand it (no protocols, no paths) and only through demuxers of real media
 containers; absurd sample rates and channel counts are refused; every frame is mixed to mono and
 resampled as it is decoded, into a buffer no larger than the longest song we accept.
+
+A long file whose duration is declared need not be decoded whole: given the stretches a model
+will hear (`heard`), only those are decoded, each reached by seeking, and the rest is left
+silent, so a 20-minute file costs about what its analysed minutes do.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -69,6 +73,15 @@ CONTAINER_OPTIONS = {
 }
 # How often (in decoded frames) the request's budget is asked whether to go on.
 CHECK_EVERY = 32
+# Stretches closer than this are decoded as one (a seek costs more than a few seconds of audio).
+MERGE_GAP_S = 2.0
+# Decoding only what is heard is worth it when it is at most this share of the song.
+MOST_HEARD = 0.6
+# Audio decoded before each stretch, so the codec and the resampler have settled when it starts.
+PREROLL_S = 0.2
+# A stretch that yields less than this share of what was planned means the declared duration
+# was wrong (or the file cannot seek): the whole file is decoded instead.
+LEAST_FOUND = 0.9
 RESAMPLE_QUALITY = "HQ"
 
 
@@ -78,8 +91,14 @@ def decode_audio(
     max_duration_s: float | None = None,
     min_duration_s: float = 0.0,
     checkpoint: Callable[[], None] | None = None,
+    heard: Callable[[int], Sequence[tuple[int, int]]] | None = None,
 ) -> np.ndarray:
     """Decode the first audio stream of `source` to mono float32 samples at `sample_rate`.
+
+    `heard(n)` gives the sample ranges a model will read of a song of `n` samples. With it,
+    a file that declares a long enough duration has only those ranges decoded (the rest of
+    the returned samples are zeros); a file whose timestamps or duration do not hold up is
+    decoded whole, as without it.
 
     Raises NotAudio for data that is not decodable audio (corrupt, empty, an image, a text
     file, a script, a video without sound), TooLong past `max_duration_s` and AudioTooShort
@@ -97,7 +116,11 @@ def decode_audio(
         declared = _declared_duration(container, stream)
         if max_duration_s is not None and declared is not None and declared > max_duration_s:
             raise TooLong(_too_long_text(max_duration_s))
-        samples = _decode_stream(container, stream, sample_rate, max_duration_s, checkpoint)
+        samples = None
+        if heard is not None and declared is not None:
+            samples = _decode_heard(container, stream, sample_rate, declared, heard, checkpoint)
+        if samples is None:
+            samples = _decode_stream(container, stream, sample_rate, max_duration_s, checkpoint)
     if samples.size == 0:
         raise NotAudio("That file has no audio in it that I could decode.")
     duration = samples.size / sample_rate
@@ -224,6 +247,118 @@ def _decode_stream(
     if resampler is not None:
         out.append(_finish(resampler))
     return out.result()
+
+
+def _decode_heard(
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    sample_rate: int,
+    declared_s: float,
+    heard: Callable[[int], Sequence[tuple[int, int]]],
+    checkpoint: Callable[[], None] | None,
+) -> np.ndarray | None:
+    """The song with only the heard ranges decoded, or None when decoding it whole is better
+    (little to skip) or needed (no timestamps, a duration that does not hold up). Leaves the
+    container at its start again in that case."""
+    total = int(declared_s * sample_rate)
+    ranges = _merged(heard(total), total, round(MERGE_GAP_S * sample_rate))
+    planned = sum(end - start for start, end in ranges)
+    if not ranges or planned > MOST_HEARD * total:
+        return None
+    out = np.zeros(total, dtype=np.float32)
+    found = 0
+    try:
+        for start, end in ranges:
+            found += _decode_range(container, stream, out, start, end, sample_rate, checkpoint)
+    except (av.FFmpegError, _Unseekable, ValueError, TypeError, ZeroDivisionError) as error:
+        # Decoding it whole says what is wrong with a damaged file, if anything is.
+        log.debug("cannot decode by ranges (%r): decoding it whole", error)
+        found = 0
+    if found < LEAST_FOUND * planned:
+        try:
+            container.seek(0, stream=stream)
+        except av.FFmpegError:
+            raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
+        return None
+    np.clip(out, -1.0, 1.0, out=out)  # decoders can overshoot full scale slightly
+    return out
+
+
+class _Unseekable(Exception):
+    """Frames without timestamps, or a stream that changes rate: no way to place a range."""
+
+
+def _merged(ranges: Sequence[tuple[int, int]], total: int, gap: int) -> list[tuple[int, int]]:
+    """The ranges within [0, total), sorted, with those closer than `gap` joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        start, end = max(0, start), min(total, end)
+        if end <= start:
+            continue
+        if merged and start - merged[-1][1] < gap:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _decode_range(
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    out: np.ndarray,
+    start: int,
+    end: int,
+    sample_rate: int,
+    checkpoint: Callable[[], None] | None,
+) -> int:
+    """Seek to just before `start`, decode into out[start:end] where the frames' timestamps
+    put them, and return how many of those samples were filled."""
+    begin_s, end_s = start / sample_rate, end / sample_rate
+    seek_s = max(0.0, begin_s - PREROLL_S)
+    time_base = stream.time_base
+    if time_base is None:
+        raise _Unseekable("no time base")
+    # Sample 0 of a whole decode is the stream's first timestamp (an MP3's encoder delay, say).
+    origin_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+    container.seek(int((seek_s + origin_s) / time_base), stream=stream, backward=True)
+    # Decoding stops at the range's end, and never goes on for more than the range (and its
+    # pre-roll) could hold, whatever the timestamps say.
+    budget_s = end_s - seek_s + 2 * PREROLL_S
+    heard_s = 0.0
+    first_s: float | None = None
+    rate = 0
+    resampler: soxr.ResampleStream | None = None
+    pieces: list[np.ndarray] = []
+    for number, frame in enumerate(container.decode(stream)):
+        if checkpoint is not None and number % CHECK_EVERY == 0:
+            checkpoint()
+        _refuse_absurd(frame.sample_rate, len(frame.layout.channels))
+        if frame.pts is None:
+            raise _Unseekable("a frame without a timestamp")
+        at_s = float(frame.pts * (frame.time_base or time_base)) - origin_s
+        if first_s is None:
+            if at_s + frame.samples / frame.sample_rate <= seek_s:
+                continue  # the seek landed earlier than asked
+            first_s, rate = at_s, frame.sample_rate
+            resampler = _resampler(rate, sample_rate)
+        elif frame.sample_rate != rate:
+            raise _Unseekable("the sample rate changes")
+        mono = _mono(frame)
+        pieces.append(mono if resampler is None else resampler.resample_chunk(mono))
+        heard_s += frame.samples / rate
+        if at_s >= end_s or heard_s > budget_s:
+            break
+    if first_s is None:
+        return 0
+    pieces.append(_finish(resampler))
+    decoded = np.concatenate(pieces)
+    offset = round(first_s * sample_rate)
+    # Only the range itself is written: the pre-roll settles the decoder, it is not heard.
+    lo, hi = max(start, offset), min(end, offset + decoded.size)
+    if hi <= lo:
+        return 0
+    out[lo:hi] = decoded[lo - offset : hi - offset]
+    return hi - lo
 
 
 def _resampler(rate: int, sample_rate: int) -> soxr.ResampleStream | None:

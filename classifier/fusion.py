@@ -39,6 +39,8 @@ MUSICNN_BACKBONE = TAG_BACKBONE  # the Million Song Dataset tagger
 SEGMENT_S = musicnn.PATCH_FRAMES * musicnn.HOP / musicnn.SAMPLE_RATE
 SEGMENT_SAMPLES = round(SEGMENT_S * SAMPLE_RATE)  # 95744 at 32 kHz
 MUSICNN_SEGMENT_SAMPLES = round(SEGMENT_S * musicnn.SAMPLE_RATE)  # 47872 at 16 kHz
+# Samples around each segment that its features may feel through the resampler's filter.
+HEARD_MARGIN = SAMPLE_RATE // 20
 
 # Each tagger's own name for each genre, from its vocabulary alone (never fitted to our clips):
 # AudioSet's class named after the genre ("Heavy metal" is AudioSet's metal), and the MSD tag of
@@ -168,15 +170,21 @@ def to_musicnn_rate(audio: np.ndarray) -> np.ndarray:
 
 
 def segment_inputs(audio: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each segment's EfficientAT log-mel (n, 128, 300) and musicnn log-mel patch (n, 187, 96)."""
-    audio_16k = to_musicnn_rate(audio)
+    """Each segment's EfficientAT log-mel (n, 128, 300) and musicnn log-mel patch (n, 187, 96).
+
+    Only the segments (and HEARD_MARGIN around each, where the resampler's filter still
+    reaches) are resampled to musicnn's rate, so the cost does not grow with the song."""
     audioset = np.stack(
         [efficientat.log_mel(audio[start : start + SEGMENT_SAMPLES]) for start in starts]
     )
+    ratio = SAMPLE_RATE // musicnn.SAMPLE_RATE
     patches = []
     for start in starts:
-        first = int(start) * musicnn.SAMPLE_RATE // SAMPLE_RATE
-        mel = musicnn.log_mel(audio_16k[first : first + MUSICNN_SEGMENT_SAMPLES])
+        # An even offset at 32 kHz keeps the 16-kHz samples on the whole song's grid.
+        before = min(int(start), HEARD_MARGIN) // ratio * ratio
+        around = audio[start - before : start + SEGMENT_SAMPLES + HEARD_MARGIN]
+        first = before // ratio
+        mel = musicnn.log_mel(to_musicnn_rate(around)[first : first + MUSICNN_SEGMENT_SAMPLES])
         if len(mel) < musicnn.PATCH_FRAMES:  # the resampled tail can fall a sample short
             mel = np.resize(mel, (musicnn.PATCH_FRAMES, musicnn.N_MELS))
         patches.append(mel[: musicnn.PATCH_FRAMES])
@@ -230,6 +238,14 @@ class FusionModel:
         """Sample offsets of the segments heard, at most `max_segments` (and the card's bound)."""
         limit = min(max_segments, self.fusion_input.max_segments)
         return segment_starts(n_samples, SEGMENT_SAMPLES, limit)
+
+    def heard(self, n_samples: int, max_segments: int) -> list[tuple[int, int]]:
+        """The sample ranges predict() reads of a song of `n_samples`, with a margin for the
+        resampling to musicnn's rate, so a decoder may skip the rest."""
+        return [
+            (int(start) - HEARD_MARGIN, int(start) + SEGMENT_SAMPLES + HEARD_MARGIN)
+            for start in self.starts(n_samples, max_segments)
+        ]
 
     def genre_probabilities(self, outputs: FusionOutputs) -> np.ndarray:
         return self._head(head_features(outputs, self.columns))

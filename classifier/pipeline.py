@@ -44,10 +44,13 @@ def classify_source(
     started = time.perf_counter()
     budget = budget or download_budget(settings)
     card = model.card
+    # Models that say which stretches they read let long files be decoded only there.
+    reads = getattr(model, "heard", None)
     limits = {
         "max_duration_s": settings.max_duration_s,
         "min_duration_s": card.segment_s,
         "checkpoint": budget.check,
+        "heard": None if reads is None else lambda n: reads(n, settings.max_segments),
     }
     if isinstance(source, Upload):
         audio = decode_audio(source.data, card.sample_rate, **limits)

@@ -15,7 +15,7 @@ import pytest
 from classifier.audio import decode_audio
 from classifier.budget import RequestBudget
 from classifier.errors import AudioTooShort, NotAudio, TooLong, TooSlow
-from tests.audio_bombs import constant_flac, wav_header
+from tests.audio_bombs import FLAC_BLOCK, constant_flac, wav_header
 from tests.audio_fixtures import FORMATS, song, write_audio, write_song
 
 REPO = Path(__file__).resolve().parents[1]
@@ -268,3 +268,52 @@ def test_a_passed_deadline_stops_decoding(tmp_path: Path) -> None:
     budget = RequestBudget(max_bytes=1, timeout_s=0.0, too_large="")
     with pytest.raises(TooSlow, match="too slow"):
         decode_audio(path, RATE, checkpoint=budget.check)
+
+
+MILLISECOND = RATE // 1000 + 1
+
+
+def best_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> float:
+    """The highest correlation of `a` and `b` shifted by at most `max_lag` samples."""
+    inner = slice(max_lag, len(a) - max_lag)
+    return max(
+        float(np.corrcoef(a[inner], b[max_lag + lag : len(b) - max_lag + lag])[0, 1])
+        for lag in range(-max_lag, max_lag + 1)
+    )
+
+
+def every_30_s(n_samples: int) -> list[tuple[int, int]]:
+    """3 s heard of every 30 s, as a model that hears a tenth of a long song would ask."""
+    return [(start, start + 3 * RATE) for start in range(RATE, n_samples - 3 * RATE, 30 * RATE)]
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3", "webm-opus", "m4a-aac", "ogg-vorbis"])
+def test_only_the_heard_stretches_of_a_long_file_are_decoded(tmp_path: Path, fmt: str) -> None:
+    path = write_song(tmp_path / "long", seconds=300, fmt=fmt, seed=4)
+    whole_checks: list[int] = []
+    heard_checks: list[int] = []
+    whole = decode_audio(path, RATE, checkpoint=lambda: whole_checks.append(1))
+    heard = decode_audio(path, RATE, checkpoint=lambda: heard_checks.append(1), heard=every_30_s)
+    assert abs(heard.size - whole.size) < 0.1 * RATE  # the declared length, silent in between
+    ranges = every_30_s(heard.size)
+    inside = np.zeros(heard.size, dtype=bool)
+    for start, end in ranges:
+        inside[start:end] = True
+        part, reference = heard[start:end], whole[start:end]
+        # The same sound at the same place, within a millisecond: a resampler restarted
+        # mid-song shifts its phase by under a sample, and WebM stamps frames to the
+        # millisecond, so levels and shape are compared, not exact samples.
+        assert np.sqrt(np.mean(part**2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.05)
+        assert best_correlation(part, reference, MILLISECOND) > 0.95
+    assert not np.any(heard[~inside])
+    # About a tenth of the frames were decoded (checkpoints come every few frames).
+    assert len(heard_checks) < len(whole_checks) / 3
+
+
+def test_a_header_longer_than_the_file_is_decoded_whole_instead() -> None:
+    # STREAMINFO claims 15 minutes; the frames hold 10 s. Seeking finds almost nothing of what
+    # was to be heard, so the file is decoded whole, as it really is.
+    liar = constant_flac(10, rate=RATE, declared_samples=RATE * 15 * 60)
+    decoded = decode_audio(liar, RATE, max_duration_s=1200, heard=every_30_s)
+    assert abs(decoded.size / RATE - 10.0) < 0.1
+    assert np.all(decoded[: 10 * RATE - FLAC_BLOCK] != 0)  # all there, none of it skipped

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from classifier.audio import decode_audio
 from classifier.errors import AudioTooShort, Busy, InvalidSource, NotAudio, UnsafeAddress
-from classifier.pipeline import is_url
+from classifier.pipeline import classify_audio, is_url
 from classifier.results import Upload
 from classifier.service import ClassifierService
 from config import Settings, load_settings
@@ -124,6 +125,23 @@ async def test_busy_comes_from_the_expected_wait_not_a_count(tmp_path: Path, htt
             await asyncio.wait_for(service.classify(song_path), timeout=1)
         slow.cancel()
         await asyncio.gather(slow, return_exceptions=True)
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "webm-opus"])
+async def test_a_long_file_decoded_only_where_heard_gets_the_whole_decodes_answer(
+    service: ClassifierService, tmp_path: Path, fmt: str
+) -> None:
+    path = write_song(tmp_path / "long", seconds=7 * 60, fmt=fmt, seed=6)
+    model, settings = service.model, service.settings
+    answer = await service.classify(path)
+    whole = classify_audio(decode_audio(path, model.card.sample_rate), model, settings.max_segments)
+    assert answer.duration_s == pytest.approx(whole.duration_s, abs=0.1)
+    assert answer.analysed_s == whole.analysed_s
+    assert [s.start_s for s in answer.segments] == [s.start_s for s in whole.segments]
+    assert answer.top.genre == whole.top.genre
+    confidences = {score.genre: score.confidence for score in whole.genres}
+    for score in answer.genres:
+        assert score.confidence == pytest.approx(confidences[score.genre], abs=0.02)
 
 
 async def test_same_link_twice_is_answered_from_the_cache(
