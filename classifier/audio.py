@@ -79,6 +79,9 @@ MERGE_GAP_S = 2.0
 MOST_HEARD = 0.6
 # Audio decoded before each stretch, so the codec and the resampler have settled when it starts.
 PREROLL_S = 0.2
+# A seek that lands further than this before its stretch is not one (some files cannot seek):
+# rather than decode from there for every stretch, the whole file is decoded once.
+MAX_EARLY_S = 10.0
 # A stretch that yields less than this share of what was planned means the declared duration
 # was wrong (or the file cannot seek): the whole file is decoded instead.
 LEAST_FOUND = 0.9
@@ -338,7 +341,9 @@ def _decode_range(
         at_s = float(frame.pts * (frame.time_base or time_base)) - origin_s
         if first_s is None:
             if at_s + frame.samples / frame.sample_rate <= seek_s:
-                continue  # the seek landed earlier than asked
+                if at_s < seek_s - MAX_EARLY_S:
+                    raise _Unseekable(f"a seek to {seek_s:.1f} s landed at {at_s:.1f} s")
+                continue  # the seek landed a little earlier than asked
             first_s, rate = at_s, frame.sample_rate
             resampler = _resampler(rate, sample_rate)
         elif frame.sample_rate != rate:
