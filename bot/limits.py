@@ -96,39 +96,22 @@ class SharedUserLimits:
         self.hold_s = hold_s  # the longest a job can take: a crashed bot's hold expires then
 
     async def refusal(self, user: str) -> ScriabinError | None:
-        busy, wait_ms = await asyncio.to_thread(self._look, user)
+        busy, wait_ms = await asyncio.to_thread(self.state.user_limits, user)
         if busy:
             return AlreadyWorking()
         if wait_ms > 0:
             return CoolingDown(wait_ms / 1000)
         return None
 
-    def _look(self, user: str) -> tuple[bool, int]:
-        pipe = self.state.redis.pipeline()
-        pipe.exists(f"{shared.PREFIX}busy:{user}")
-        pipe.pttl(f"{shared.PREFIX}cooldown:{user}")
-        busy, wait_ms = self.state._run(pipe)
-        return bool(busy), int(wait_ms)
-
     @asynccontextmanager
     async def admit(self, user: str) -> AsyncIterator[None]:
         refusal = await self.refusal(user)
         if refusal is not None:
             raise refusal
-        taken = await asyncio.to_thread(
-            self.state._call, "set", f"{shared.PREFIX}busy:{user}", 1, nx=True, ex=int(self.hold_s)
-        )
-        if not taken:  # another bot process admitted this user a moment ago
+        held = await asyncio.to_thread(self.state.hold_user, user, self.hold_s, self.cooldown_s)
+        if not held:  # another bot process admitted this user a moment ago
             raise AlreadyWorking()
-        if self.cooldown_s > 0:
-            await asyncio.to_thread(
-                self.state._call,
-                "set",
-                f"{shared.PREFIX}cooldown:{user}",
-                1,
-                px=max(1, int(self.cooldown_s * 1000)),
-            )
         try:
             yield
         finally:
-            await asyncio.to_thread(self.state._call, "delete", f"{shared.PREFIX}busy:{user}")
+            await asyncio.to_thread(self.state.release_user, user)

@@ -156,6 +156,29 @@ class SharedState:
         pipe.expire(name, 3600)
         return int(self._run(pipe)[0])
 
+    # --- per-user limits --------------------------------------------------------------------
+
+    def user_limits(self, user: str) -> tuple[bool, int]:
+        """Whether `user` has a song being listened to, and the milliseconds of cooldown left
+        (0 or less: none)."""
+        pipe = self.redis.pipeline()
+        pipe.exists(f"{PREFIX}busy:{user}")
+        pipe.pttl(f"{PREFIX}cooldown:{user}")
+        busy, wait_ms = self._run(pipe)
+        return bool(busy), int(wait_ms)
+
+    def hold_user(self, user: str, hold_s: float, cooldown_s: float) -> bool:
+        """Mark `user` busy (for `hold_s` at most, should this process die) and start their
+        cooldown; False if another process marked them busy first."""
+        if not self._call("set", f"{PREFIX}busy:{user}", 1, nx=True, ex=max(1, int(hold_s))):
+            return False
+        if cooldown_s > 0:
+            self._call("set", f"{PREFIX}cooldown:{user}", 1, px=max(1, int(cooldown_s * 1000)))
+        return True
+
+    def release_user(self, user: str) -> None:
+        self._call("delete", f"{PREFIX}busy:{user}")
+
     # --- uploads ---------------------------------------------------------------------------
 
     def put_upload(self, data: bytes, ttl_s: float) -> str:

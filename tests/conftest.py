@@ -42,6 +42,15 @@ def _no_download_left_behind() -> Iterator[None]:
     assert not left, f"temporary files left behind: {sorted(map(str, left))}"
 
 
+@pytest.fixture
+def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where this test's temporary folders go, to check that none is left."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's tokens, .env or SCRIABIN_* settings."""

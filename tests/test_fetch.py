@@ -4,7 +4,6 @@ reasons, the temporary folder's clean-up, the connection guard at every hop, and
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,15 +59,6 @@ def fetch_settings(**overrides: object) -> Settings:
 
 LOCAL = fetch_settings(allow_private_networks=True)
 FAKE_SECRET = "s3cr3t-Cookie-Value-7f9a2b"
-
-
-@pytest.fixture
-def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where fetch_audio makes its temporary folders in this test, to check they are gone."""
-    root = tmp_path / "tmp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
 
 
 def leftovers(root: Path) -> list[Path]:

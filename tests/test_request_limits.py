@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -39,15 +38,6 @@ def limited(**overrides: Any) -> Settings:
         "cooldown_s": 0,
     }
     return load_settings(**{**defaults, **overrides})
-
-
-@pytest.fixture
-def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where this test's temporary folders go, to check that none is left."""
-    root = tmp_path / "tmp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
 
 
 def within(seconds: float, work: Callable[[], object]) -> tuple[BaseException | None, float]:
