@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -86,6 +86,9 @@ MAX_EARLY_S = 10.0
 # was wrong (or the file cannot seek): the whole file is decoded instead.
 LEAST_FOUND = 0.9
 RESAMPLE_QUALITY = "HQ"
+# While a long range is decoded from a stream, the model hears of its progress this often (in
+# seconds of audio), so it can analyse the segments already in.
+PROGRESS_EVERY = 3.0
 
 
 def decode_audio(
@@ -95,6 +98,7 @@ def decode_audio(
     min_duration_s: float = 0.0,
     checkpoint: Callable[[], None] | None = None,
     heard: Callable[[int], Sequence[tuple[int, int]]] | None = None,
+    progress: Callable[[np.ndarray, int], None] | None = None,
 ) -> np.ndarray:
     """Decode the first audio stream of `source` to mono float32 samples at `sample_rate`.
 
@@ -108,6 +112,14 @@ def decode_audio(
     under `min_duration_s`. `checkpoint` is called every few frames and may raise to stop
     (the request's deadline, a shutdown). A stream that breaks off part-way keeps what was
     decoded before the break.
+
+    `source` may be a file object that cannot seek (its `seekable()` says False): a download
+    still arriving. Then the heard ranges are decoded in the order the bytes come, skipping the
+    packets between them, and `progress(samples, ready)` is called as each range is done:
+    `samples` is the buffer being filled (its final length) and everything heard before sample
+    `ready` is in it, so a model can start on those segments. A stream whose duration does not
+    hold up cannot be decoded again from its start: that raises NotAudio, and the caller may
+    decode the finished download instead.
     """
     with _opened(source) as container:
         if not container.streams.audio:
@@ -120,7 +132,12 @@ def decode_audio(
         if max_duration_s is not None and declared is not None and declared > max_duration_s:
             raise TooLong(_too_long_text(max_duration_s))
         samples = None
-        if heard is not None and declared is not None:
+        if not _can_seek(source):
+            if heard is not None and declared is not None:
+                samples = _decode_heard_in_order(
+                    container, stream, sample_rate, declared, heard, checkpoint, progress
+                )
+        elif heard is not None and declared is not None:
             samples = _decode_heard(container, stream, sample_rate, declared, heard, checkpoint)
         if samples is None:
             samples = _decode_stream(container, stream, sample_rate, max_duration_s, checkpoint)
@@ -134,6 +151,11 @@ def decode_audio(
     if float(np.max(np.abs(samples))) < SILENCE_PEAK:
         raise NotAudio("That recording is silent.")
     return samples
+
+
+def _can_seek(source: Path | bytes | BinaryIO) -> bool:
+    seekable = getattr(source, "seekable", None)
+    return seekable is None or bool(seekable())
 
 
 @contextmanager
@@ -197,13 +219,12 @@ class _Samples:
             grown = np.empty(max(end, 2 * self.data.size), dtype=np.float32)
             grown[: self.size] = self.data[: self.size]
             self.data = grown
-        self.data[self.size : end] = chunk
+        # Decoders can overshoot full scale slightly; the features expect [-1, 1].
+        np.clip(chunk, -1.0, 1.0, out=self.data[self.size : end])
         self.size = end
 
     def result(self) -> np.ndarray:
         samples = self.data[: self.size]
-        # Decoders can overshoot full scale slightly; the features expect [-1, 1].
-        np.clip(samples, -1.0, 1.0, out=samples)
         return samples.copy() if self.size < self.data.size // 2 else samples
 
 
@@ -260,9 +281,9 @@ def _decode_heard(
     heard: Callable[[int], Sequence[tuple[int, int]]],
     checkpoint: Callable[[], None] | None,
 ) -> np.ndarray | None:
-    """The song with only the heard ranges decoded, or None when decoding it whole is better
-    (little to skip) or needed (no timestamps, a duration that does not hold up). Leaves the
-    container at its start again in that case."""
+    """The song with only the heard ranges decoded, each reached by seeking, or None when
+    decoding it whole is better (little to skip) or needed (no timestamps, a duration that does
+    not hold up). Leaves the container at its start again in that case."""
     total = int(declared_s * sample_rate)
     ranges = _merged(heard(total), total, round(MERGE_GAP_S * sample_rate))
     planned = sum(end - start for start, end in ranges)
@@ -271,8 +292,12 @@ def _decode_heard(
     out = np.zeros(total, dtype=np.float32)
     found = 0
     try:
-        for start, end in ranges:
-            found += _decode_range(container, stream, out, start, end, sample_rate, checkpoint)
+        for number, (start, end) in enumerate(ranges):
+            # A first range at the very start is decoded from there as a whole decode would be.
+            seek = number > 0 or start > PREROLL_S * sample_rate
+            found += _decode_range(
+                container, stream, out, start, end, sample_rate, checkpoint, seek
+            )
     except (av.FFmpegError, _Unseekable, ValueError, TypeError, ZeroDivisionError) as error:
         # Decoding it whole says what is wrong with a damaged file, if anything is.
         log.debug("cannot decode by ranges (%r): decoding it whole", error)
@@ -283,12 +308,96 @@ def _decode_heard(
         except av.FFmpegError:
             raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
         return None
-    np.clip(out, -1.0, 1.0, out=out)  # decoders can overshoot full scale slightly
+    return out
+
+
+def _decode_heard_in_order(
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    sample_rate: int,
+    declared_s: float,
+    heard: Callable[[int], Sequence[tuple[int, int]]],
+    checkpoint: Callable[[], None] | None,
+    progress: Callable[[np.ndarray, int], None] | None,
+) -> np.ndarray:
+    """The song with only the heard ranges decoded, reading a stream that cannot seek from
+    start to end: every packet is demuxed, but only those of a range (and its pre-roll) are
+    decoded. However much of the song is heard, its length is the declared one, so the
+    segments a model reads are known before the last byte arrives."""
+    total = int(declared_s * sample_rate)
+    ranges = _merged(heard(total), total, round(MERGE_GAP_S * sample_rate))
+    planned = sum(end - start for start, end in ranges)
+    out = np.zeros(total, dtype=np.float32)
+    time_base = stream.time_base
+    if not ranges or time_base is None:
+        raise NotAudio("That stream has no timestamps to place its audio by.")
+    origin_s = _origin_s(stream)
+    # Where the next packet's audio starts in a whole decode, counted from the samples decoded
+    # and the durations of the packets skipped: exact, where timestamps may be rounded (a
+    # WebM's are whole milliseconds). None once a skipped packet has no duration.
+    counted_s: float | None = 0.0
+    found = 0
+    index = 0
+    stretch: _Stretch | None = None
+    told = 0
+    try:
+        for number, packet in enumerate(container.demux(stream)):
+            if checkpoint is not None and number % CHECK_EVERY == 0:
+                checkpoint()
+            if packet.pts is None:
+                if packet.size == 0:  # the demuxer's last, empty packet
+                    continue
+                raise _Unseekable("a packet without a timestamp")
+            at_s = float(packet.pts * time_base) - origin_s if counted_s is None else counted_s
+            length_s = float((packet.duration or 0) * time_base)
+            if stretch is None:
+                begin = ranges[index][0] / sample_rate
+                # The first packet is always decoded: it carries the codec's start padding.
+                if number > 0 and at_s + length_s <= max(0.0, begin - PREROLL_S):
+                    if counted_s is not None:
+                        counted_s = counted_s + length_s if length_s > 0 else None
+                    continue  # between ranges: demuxed, never decoded
+                stream.codec_context.flush_buffers()  # the packets before were skipped
+                stretch = _Stretch(out, *ranges[index], sample_rate, origin_s, time_base)
+                told = stretch.start
+            complete = False
+            for frame in packet.decode():
+                complete = stretch.take(frame, counted_s) or complete
+                if counted_s is not None:
+                    counted_s += frame.samples / frame.sample_rate
+            if complete:
+                found += stretch.close()
+                stretch, index = None, index + 1
+                if progress is not None:
+                    progress(out, ranges[index - 1][1])
+                if index == len(ranges):
+                    break
+            elif progress is not None and stretch.ready - told >= PROGRESS_EVERY * sample_rate:
+                told = stretch.ready
+                progress(out, told)
+    except av.FFmpegError as error:
+        log.debug("decoding stopped early: %s", error)  # a damaged tail: keep what came before
+    except (_Unseekable, ValueError, TypeError, ZeroDivisionError) as error:
+        log.info("cannot decode that stream by ranges: %r", error)
+        raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
+    if stretch is not None:  # the stream ended inside the last range
+        found += stretch.close()
+        if progress is not None:
+            progress(out, stretch.ready)
+    if found < LEAST_FOUND * planned:
+        raise NotAudio("That file is shorter than it says: I couldn't decode its audio.")
     return out
 
 
 class _Unseekable(Exception):
     """Frames without timestamps, or a stream that changes rate: no way to place a range."""
+
+
+def _origin_s(stream: av.AudioStream) -> float:
+    """Sample 0 of a whole decode is the stream's first timestamp (an MP3's encoder delay)."""
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
 
 
 def _merged(ranges: Sequence[tuple[int, int]], total: int, gap: int) -> list[tuple[int, int]]:
@@ -313,57 +422,103 @@ def _decode_range(
     end: int,
     sample_rate: int,
     checkpoint: Callable[[], None] | None,
+    seek: bool = True,
 ) -> int:
-    """Seek to just before `start`, decode into out[start:end] where the frames' timestamps
-    put them, and return how many of those samples were filled."""
-    begin_s, end_s = start / sample_rate, end / sample_rate
-    seek_s = max(0.0, begin_s - PREROLL_S)
+    """Seek to just before `start` (unless `seek` is False: the container is at the start),
+    decode into out[start:end] where the frames' timestamps put them, and return how many of
+    those samples were filled."""
     time_base = stream.time_base
     if time_base is None:
         raise _Unseekable("no time base")
-    # Sample 0 of a whole decode is the stream's first timestamp (an MP3's encoder delay, say).
-    origin_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
-    container.seek(int((seek_s + origin_s) / time_base), stream=stream, backward=True)
-    # Decoding stops at the range's end, and never goes on for more than the range (and its
-    # pre-roll) could hold, whatever the timestamps say.
-    budget_s = end_s - seek_s + 2 * PREROLL_S
-    heard_s = 0.0
-    first_s: float | None = None
-    rate = 0
-    resampler: soxr.ResampleStream | None = None
-    pieces: list[np.ndarray] = []
+    origin_s = _origin_s(stream)
+    stretch = _Stretch(out, start, end, sample_rate, origin_s, time_base)
+    if seek:
+        container.seek(int((stretch.seek_s + origin_s) / time_base), stream=stream, backward=True)
     for number, frame in enumerate(container.decode(stream)):
         if checkpoint is not None and number % CHECK_EVERY == 0:
             checkpoint()
-        _refuse_absurd(frame.sample_rate, len(frame.layout.channels))
+        if stretch.first_s is None and stretch.early(frame):
+            raise _Unseekable(f"a seek to {stretch.seek_s:.1f} s landed far before it")
+        if stretch.take(frame):
+            break
+    return stretch.close()
+
+
+class _Stretch:
+    """One range of the song, decoded into its place in `out` from frames that start a little
+    before it (the pre-roll settles the codec and the resampler, and is not kept)."""
+
+    def __init__(
+        self,
+        out: np.ndarray,
+        start: int,
+        end: int,
+        sample_rate: int,
+        origin_s: float,
+        time_base: Any,
+    ) -> None:
+        self.out, self.start, self.end, self.sample_rate = out, start, end, sample_rate
+        self.origin_s, self.time_base = origin_s, time_base
+        self.end_s = end / sample_rate
+        self.seek_s = max(0.0, start / sample_rate - PREROLL_S)
+        # Never more frames than the range (and its pre-roll) could hold, whatever the
+        # timestamps say.
+        self.budget_s = self.end_s - self.seek_s + 2 * PREROLL_S
+        self.heard_s = 0.0
+        self.first_s: float | None = None
+        self.rate = 0
+        self.resampler: soxr.ResampleStream | None = None
+        self.offset = 0  # where the first decoded sample goes, in output samples
+        self.produced = 0  # output samples made so far
+        self.found = 0  # of them, those inside the range
+
+    @property
+    def ready(self) -> int:
+        """Everything of the range before this sample is in place."""
+        return max(self.start, min(self.end, self.offset + self.produced))
+
+    def _at_s(self, frame: av.AudioFrame) -> float:
         if frame.pts is None:
             raise _Unseekable("a frame without a timestamp")
-        at_s = float(frame.pts * (frame.time_base or time_base)) - origin_s
-        if first_s is None:
-            if at_s + frame.samples / frame.sample_rate <= seek_s:
-                if at_s < seek_s - MAX_EARLY_S:
-                    raise _Unseekable(f"a seek to {seek_s:.1f} s landed at {at_s:.1f} s")
-                continue  # the seek landed a little earlier than asked
-            first_s, rate = at_s, frame.sample_rate
-            resampler = _resampler(rate, sample_rate)
-        elif frame.sample_rate != rate:
+        return float(frame.pts * (frame.time_base or self.time_base)) - self.origin_s
+
+    def early(self, frame: av.AudioFrame) -> bool:
+        """Whether a frame lies so far before the range that a seek to it did not work."""
+        return self._at_s(frame) < self.seek_s - MAX_EARLY_S
+
+    def take(self, frame: av.AudioFrame, at_s: float | None = None) -> bool:
+        """Add one decoded frame (that starts at `at_s` in the song, else where its timestamp
+        says); True once the range is complete."""
+        _refuse_absurd(frame.sample_rate, len(frame.layout.channels))
+        at_s = self._at_s(frame) if at_s is None else at_s
+        if self.first_s is None:
+            if at_s + frame.samples / frame.sample_rate <= self.seek_s:
+                return False  # before the pre-roll (a seek lands a little early)
+            self.first_s, self.rate = at_s, frame.sample_rate
+            self.offset = round(at_s * self.sample_rate)
+            self.resampler = _resampler(self.rate, self.sample_rate)
+        elif frame.sample_rate != self.rate:
             raise _Unseekable("the sample rate changes")
         mono = _mono(frame)
-        pieces.append(mono if resampler is None else resampler.resample_chunk(mono))
-        heard_s += frame.samples / rate
-        if at_s >= end_s or heard_s > budget_s:
-            break
-    if first_s is None:
-        return 0
-    pieces.append(_finish(resampler))
-    decoded = np.concatenate(pieces)
-    offset = round(first_s * sample_rate)
-    # Only the range itself is written: the pre-roll settles the decoder, it is not heard.
-    lo, hi = max(start, offset), min(end, offset + decoded.size)
-    if hi <= lo:
-        return 0
-    out[lo:hi] = decoded[lo - offset : hi - offset]
-    return hi - lo
+        self._put(mono if self.resampler is None else self.resampler.resample_chunk(mono))
+        self.heard_s += frame.samples / self.rate
+        return at_s >= self.end_s or self.heard_s > self.budget_s
+
+    def close(self) -> int:
+        """Flush the resampler; returns how many samples of the range were filled."""
+        if self.first_s is not None:
+            self._put(_finish(self.resampler))
+        return self.found
+
+    def _put(self, piece: np.ndarray) -> None:
+        at = self.offset + self.produced
+        # Only the range itself is written: the pre-roll settles the decoder, it is not heard.
+        lo, hi = max(self.start, at), min(self.end, at + piece.size)
+        if hi > lo:
+            # Decoders can overshoot full scale slightly; the features expect [-1, 1].
+            np.clip(piece[lo - at : hi - at], -1.0, 1.0, out=self.out[lo:hi])
+            self.found += hi - lo
+        self.produced += piece.size
 
 
 def _resampler(rate: int, sample_rate: int) -> soxr.ResampleStream | None:

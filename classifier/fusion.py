@@ -9,6 +9,7 @@ and saved, as one Keras Dense softmax layer beside its card.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,7 +230,7 @@ class FusionModel:
         self.styles = StyleColumns.find(
             self.audioset.labels, self.fusion_input.audioset_classes, card.genres
         )
-        self._tag_columns = (
+        self.tag_columns = (
             [] if self.tags is None else [self.msd.tags.index(t) for t in self.tags.source_tags]
         )
         self.network, self._head = traced_head(card, head)
@@ -250,38 +251,12 @@ class FusionModel:
     def genre_probabilities(self, outputs: FusionOutputs) -> np.ndarray:
         return self._head(head_features(outputs, self.columns))
 
+    def session(self, n_samples: int, max_segments: int) -> FusionSession:
+        """A prediction made while the song is still being decoded (see FusionSession)."""
+        return FusionSession(self, n_samples, max_segments)
+
     def predict(self, audio: np.ndarray, max_segments: int) -> SegmentPredictions:
-        started = time.perf_counter()
-        starts = self.starts(len(audio), max_segments)
-        if len(starts) == 0:
-            return SegmentPredictions(
-                starts_s=np.zeros(0),
-                segment_s=SEGMENT_S,
-                probabilities=np.zeros((0, len(self.card.genres)), dtype=np.float32),
-                features_s=time.perf_counter() - started,
-                inference_s=0.0,
-            )
-        audioset_mels, patches = segment_inputs(audio, starts)
-        featured = time.perf_counter()
-        outputs = FusionOutputs(self.audioset.embed(audioset_mels), self.msd.embed(patches))
-        probabilities = self.genre_probabilities(outputs)
-        tags = self.tags
-        return SegmentPredictions(
-            starts_s=starts / SAMPLE_RATE,
-            segment_s=SEGMENT_S,
-            probabilities=probabilities,
-            features_s=featured - started,
-            inference_s=time.perf_counter() - featured,
-            tag_names=tags.names if tags is not None else (),
-            tag_probabilities=(
-                outputs.msd.taggram[:, self._tag_columns] if tags is not None else None
-            ),
-            tag_thresholds=tags.thresholds if tags is not None else None,
-            style_probabilities=self.styles.segment_probabilities(outputs.audioset.probabilities),
-            genre_class_probabilities=outputs.audioset.probabilities[
-                :, list(self.styles.genre_classes)
-            ],
-        )
+        return self.session(len(audio), max_segments).finish(audio)
 
     def warm_up(self, max_segments: int) -> None:
         # Traces the head and lets TensorFlow set up the batch sizes requests will use.
@@ -290,3 +265,104 @@ class FusionModel:
         noise = (rng.standard_normal(SEGMENT_SAMPLES * (most + 1)) * 0.1).astype(np.float32)
         self.predict(noise, most)
         self.predict(noise[: SEGMENT_SAMPLES + 1000], 1)
+
+
+class FusionSession:
+    """One song's prediction, segment by segment as its audio is decoded: `feed` runs the
+    backbones on every planned segment whose samples are in, and `finish` runs the rest and
+    the head. A song decoded while it downloads is then mostly analysed by its last byte."""
+
+    def __init__(self, model: FusionModel, n_samples: int, max_segments: int) -> None:
+        self.model = model
+        self.max_segments = max_segments
+        self.planned = model.starts(n_samples, max_segments)
+        self.done: dict[int, FusionOutputs] = {}  # by start sample
+        self._features_s = 0.0
+        self._inference_s = 0.0
+
+    def feed(self, audio: np.ndarray, ready: int) -> None:
+        """Analyse the planned segments that lie (with their margin) before sample `ready` of
+        `audio`, the song's buffer at its final length."""
+        due = [
+            int(start)
+            for start in self.planned
+            if int(start) not in self.done
+            and min(int(start) + SEGMENT_SAMPLES + HEARD_MARGIN, len(audio)) <= ready
+        ]
+        if due:
+            self._run(audio, np.array(due, dtype=np.int64))
+
+    def finish(self, audio: np.ndarray) -> SegmentPredictions:
+        """The predictions for the whole decoded song (its own length decides the segments:
+        those planned for another length are analysed again where they moved)."""
+        model = self.model
+        starts = model.starts(len(audio), self.max_segments)
+        if len(starts) == 0:
+            return SegmentPredictions(
+                starts_s=np.zeros(0),
+                segment_s=SEGMENT_S,
+                probabilities=np.zeros((0, len(model.card.genres)), dtype=np.float32),
+                features_s=self._features_s,
+                inference_s=0.0,
+            )
+        missing = np.array([s for s in starts if int(s) not in self.done], dtype=np.int64)
+        if len(missing):
+            self._run(audio, missing)
+        outputs = _stacked([self.done[int(start)] for start in starts])
+        started = time.perf_counter()
+        probabilities = model.genre_probabilities(outputs)
+        self._inference_s += time.perf_counter() - started
+        tags = model.tags
+        return SegmentPredictions(
+            starts_s=starts / SAMPLE_RATE,
+            segment_s=SEGMENT_S,
+            probabilities=probabilities,
+            features_s=self._features_s,
+            inference_s=self._inference_s,
+            tag_names=tags.names if tags is not None else (),
+            tag_probabilities=(
+                outputs.msd.taggram[:, model.tag_columns] if tags is not None else None
+            ),
+            tag_thresholds=tags.thresholds if tags is not None else None,
+            style_probabilities=model.styles.segment_probabilities(outputs.audioset.probabilities),
+            genre_class_probabilities=outputs.audioset.probabilities[
+                :, list(model.styles.genre_classes)
+            ],
+        )
+
+    def _run(self, audio: np.ndarray, starts: np.ndarray) -> None:
+        started = time.perf_counter()
+        audioset_mels, patches = segment_inputs(audio, starts)
+        featured = time.perf_counter()
+        outputs = FusionOutputs(
+            self.model.audioset.embed(audioset_mels), self.model.msd.embed(patches)
+        )
+        self._features_s += featured - started
+        self._inference_s += time.perf_counter() - featured
+        for row, start in enumerate(starts):
+            self.done[int(start)] = _row(outputs, row)
+
+
+def _row(outputs: FusionOutputs, row: int) -> FusionOutputs:
+    """Segment `row` of a batch's outputs (each field keeps a leading axis of one)."""
+    return FusionOutputs(
+        *(
+            type(part)(*(getattr(part, f.name)[row : row + 1] for f in dataclasses.fields(part)))
+            for part in (outputs.audioset, outputs.msd)
+        )
+    )
+
+
+def _stacked(rows: Sequence[FusionOutputs]) -> FusionOutputs:
+    """Single segments' outputs as one batch, in order."""
+    return FusionOutputs(
+        *(
+            type(parts[0])(
+                *(
+                    np.concatenate([getattr(p, f.name) for p in parts])
+                    for f in dataclasses.fields(parts[0])
+                )
+            )
+            for parts in ([r.audioset for r in rows], [r.msd for r in rows])
+        )
+    )

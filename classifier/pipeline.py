@@ -7,7 +7,9 @@ import dataclasses
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +18,8 @@ from config import Settings
 from .aggregate import clear_styles, ranked_genres, song_probabilities, strongest_tags, timeline
 from .audio import decode_audio
 from .budget import RequestBudget
-from .errors import AudioTooShort, InvalidSource
-from .fetch import download_budget, fetch_audio
+from .errors import AudioTooShort, InvalidSource, NotAudio, ScriabinError
+from .fetch import download_budget, stream_audio
 from .model import GenreModel
 from .results import Classification, ModelRef, Source, Timings, Upload
 
@@ -52,6 +54,7 @@ def classify_source(
         "checkpoint": budget.check,
         "heard": None if reads is None else lambda n: reads(n, settings.max_segments),
     }
+    session: _Session | None = None
     if isinstance(source, Upload):
         audio = decode_audio(source.data, card.sample_rate, **limits)
         fetched_s, title, url = 0.0, source.filename, None
@@ -68,9 +71,24 @@ def classify_source(
         link = source.strip()
         if link.lower().startswith("www."):
             link = "https://" + link
-        with fetch_audio(link, settings, budget) as fetched:
-            fetched_s = time.perf_counter() - started
-            audio = decode_audio(fetched.path, card.sample_rate, **limits)
+        with stream_audio(link, settings, budget) as download:
+            # Decoded while it downloads, and analysed segment by segment as they come in.
+            reader = download.reader()
+            session = _Session(model, settings.max_segments, lambda: reader.waits)
+            try:
+                audio = decode_audio(reader, card.sample_rate, **limits, progress=session)
+            except ScriabinError as error:
+                failure = download.failure()
+                if failure is not None:
+                    raise failure from None  # a broken download explains the rest
+                if not isinstance(error, NotAudio):
+                    raise
+                # Some containers can only be read whole (an MP4 whose index comes last, a
+                # stream that is shorter than it says): wait for all of it.
+                session = None
+                audio = decode_audio(download.result().path, card.sample_rate, **limits)
+            fetched = download.result()
+            fetched_s = download.elapsed_s
         title, url = fetched.title, fetched.url or link
         media_id = fetched.media_id or f"url:{url}"
     decoded = time.perf_counter()
@@ -79,15 +97,42 @@ def classify_source(
         audio,
         model,
         settings.max_segments,
+        session=None if session is None else session.current,
         uncertain_below=settings.uncertain_below,
         source=str(source),
         title=title,
         url=url,
         fetch_s=fetched_s,
-        decode_s=decoded - started - fetched_s,
+        decode_s=max(0.0, decoded - started - fetched_s),
         started=started,
     )
     return dataclasses.replace(result, media_id=media_id)
+
+
+class _Session:
+    """The decoder's `progress` callback: starts the model's session (for models that have
+    one) once the song's length is known, and feeds it the segments that are in, whenever the
+    decoder has caught up with the download (`waits()` has grown: its reads had to wait). While
+    the bytes come faster than they are decoded, segments wait for one batch: the model runs
+    a batch far faster than the same segments one by one."""
+
+    def __init__(self, model: GenreModel, max_segments: int, waits: Callable[[], int]) -> None:
+        self._model = model
+        self._max_segments = max_segments
+        self._waits = waits
+        self._seen = 0
+        self.current: Any = None
+
+    def __call__(self, samples: np.ndarray, ready: int) -> None:
+        start_session = getattr(self._model, "session", None)
+        if start_session is None:
+            return
+        if self.current is None:
+            self.current = start_session(len(samples), self._max_segments)
+        waits = self._waits()
+        if waits > self._seen:
+            self._seen = waits
+            self.current.feed(samples, ready)
 
 
 def content_id(data: bytes) -> str:
@@ -107,12 +152,17 @@ def classify_audio(
     fetch_s: float = 0.0,
     decode_s: float = 0.0,
     started: float | None = None,
+    session: Any = None,
 ) -> Classification:
     """Classify decoded mono samples at the model's sample rate. The answer is marked uncertain
-    under `uncertain_below`, by default the model's own calibrated threshold."""
+    under `uncertain_below`, by default the model's own calibrated threshold. `session`: the
+    model's prediction begun while the song was decoded (see FusionSession), to finish."""
     started = time.perf_counter() if started is None else started
     card = model.card
-    predictions = model.predict(audio, max_segments)
+    if session is not None:
+        predictions = session.finish(audio)
+    else:
+        predictions = model.predict(audio, max_segments)
     if len(predictions.probabilities) == 0:
         raise AudioTooShort(f"That's too short: send at least {card.segment_s:.0f} s of audio.")
     probabilities = song_probabilities(predictions.probabilities)

@@ -47,8 +47,10 @@ def write_audio(
     sample_rate: int = 22050,
     fmt: str = "wav",
     channels: int = 1,
+    bit_rate: int | None = None,
 ) -> Path:
-    """Encode mono float samples into `path` with the container/codec named by `fmt`."""
+    """Encode mono float samples into `path` with the container/codec named by `fmt` (at
+    `bit_rate` bits per second, for lossy codecs, else the encoder's default)."""
     container_format, codec, _suffix = FORMATS[fmt]
     rate = _RATES.get(codec, sample_rate)
     if rate != sample_rate:
@@ -62,6 +64,8 @@ def write_audio(
         options = {"strict": "experimental"} if codec == "vorbis" else {}
         stream = container.add_stream(codec, rate=rate, layout=layout, options=options)
         stream.time_base = Fraction(1, rate)
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
         planar = np.tile(samples.astype(np.float32), (channels, 1))
         frame_size = stream.codec_context.frame_size or 1024
         pts = 0

@@ -140,8 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
         for start in range(0, len(data), max(1, len(data) // pieces)):
             if not send_body or self.server.stopping.wait(seconds / pieces):
                 return
-            self.wfile.write(data[start : start + max(1, len(data) // pieces)])
+            piece = data[start : start + max(1, len(data) // pieces)]
+            self.wfile.write(piece)
             self.wfile.flush()
+            self.server.count(self.path, len(piece))
 
     def _send_file(self, name: str, send_body: bool, length: bool) -> None:
         path = (self.server.root / name).resolve()
