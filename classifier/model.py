@@ -2,7 +2,8 @@
 and predicting genre probabilities for segments of a track.
 
 A card (`models/<name>.json`) says everything needed to use a model: its kind, genres in
-order, sample rate, segment length, feature parameters, training data and measured accuracy.
+order, sample rate, segment length, feature parameters, training data and measured accuracy,
+and (`serving`) the LiteRT graph its head is served from.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import litert
 from .errors import UnknownModel
 
 # Model kinds and the class that runs each; imported only when a model of that kind loads.
@@ -45,6 +47,7 @@ class ModelCard:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     date: str = ""
     description: str = ""
+    serving: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:
@@ -63,6 +66,7 @@ class ModelCard:
             metrics=data.get("metrics", {}),
             date=data.get("date", ""),
             description=data.get("description", ""),
+            serving=data.get("serving", {}),
         )
 
     @property
@@ -75,6 +79,16 @@ class ModelCard:
     @property
     def model_path(self) -> Path:
         return self.path.parent / self.file
+
+    @property
+    def litert_path(self) -> Path:
+        """The LiteRT graph of the model's head, beside the card."""
+        graph = self.serving.get("file")
+        if not graph:
+            raise FileNotFoundError(
+                f"{self.path} names no LiteRT graph; create one with: {litert.CONVERT_COMMAND}"
+            )
+        return self.path.parent / graph
 
     @property
     def headline_accuracy(self) -> float | None:

@@ -47,7 +47,7 @@ from classifier.tags import TagCalibration
 from config import DEFAULT_MODELS_DIR
 
 from .augment import clip_variants, resample_through
-from .cards import write_model_with_tags
+from .cards import write_head_model
 from .datasets import LabelledClip
 from .heads import DenseLayer, build_head, standardisation
 
@@ -381,5 +381,6 @@ class FusionRecipe:
         )
 
     def write(self, model: FusionModel, card: ModelCard) -> ModelCard:
-        """Save the head and its card; the card also carries the model's tag calibration."""
-        return write_model_with_tags(model, card)
+        """Save the head (Keras, and the LiteRT graph the bot serves) and its card, which also
+        carries the model's tag calibration."""
+        return write_head_model(model, card)

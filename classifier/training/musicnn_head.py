@@ -28,7 +28,7 @@ from classifier.tags import TAG_BACKBONE, TagCalibration
 from config import DEFAULT_MODELS_DIR
 
 from .augment import clip_variants
-from .cards import write_model_with_tags
+from .cards import write_head_model
 from .heads import DenseLayer, build_head, standardisation
 
 # The logit of a genre a head never saw in training: softmax gives it ~1e-13.
@@ -210,5 +210,6 @@ class MusicnnHeadRecipe:
         )
 
     def write(self, model: MusicnnHeadModel, card: ModelCard) -> ModelCard:
-        """Save the head and its card; the card also carries the model's tag calibration."""
-        return write_model_with_tags(model, card)
+        """Save the head (Keras, and the LiteRT graph the bot serves) and its card, which also
+        carries the model's tag calibration."""
+        return write_head_model(model, card)
