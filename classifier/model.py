@@ -170,6 +170,18 @@ def load_model(name: str | None, models_dir: Path) -> GenreModel:
         return _loaded[key]
 
 
+def load_head(card: ModelCard, network: Any = None) -> tuple[Any, Callable[[Any], np.ndarray]]:
+    """A genre head as a call on a (rows, features) float32 batch, and its Keras network.
+
+    A `network` just fitted runs traced in Keras (training). Otherwise the card's head runs
+    from its LiteRT graph (no Keras network then), or from its Keras file where LiteRT is not
+    installed."""
+    if network is None and litert.available():
+        graph = litert.Graph(card.litert_path)
+        return None, lambda batch: graph(batch)["probabilities"]
+    return traced_head(card, network)
+
+
 def traced_head(card: ModelCard, network: Any = None) -> tuple[Any, Callable[[Any], np.ndarray]]:
     """A small Keras head (`network`, else the card's saved one) and a traced call on a
     (rows, features) float32 batch: far less overhead per call than `predict()`."""

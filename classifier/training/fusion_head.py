@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.backbones import shared_efficientat, shared_musicnn, weights_dir
+from classifier.backbones import keras_efficientat, keras_musicnn, weights_dir
 from classifier.features import segment_starts
 from classifier.fusion import (
     KIND,
@@ -271,10 +271,11 @@ class FusionRecipe:
         }
 
     def backbones(self) -> tuple[Any, Any]:
-        audioset = shared_efficientat(
+        """The Keras backbones: training reads their exact outputs."""
+        audioset = keras_efficientat(
             weights_dir(self.models_dir, self.fusion_input.efficientat_dir)
         )
-        msd = shared_musicnn(
+        msd = keras_musicnn(
             MUSICNN_BACKBONE, weights_dir(self.models_dir, self.fusion_input.musicnn_dir)
         )
         return audioset, msd

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from classifier import musicnn
-from classifier.backbones import shared_musicnn
+from classifier.backbones import keras_musicnn
 from classifier.model import ModelCard
 from classifier.musicnn_head import (
     KIND,
@@ -151,8 +151,9 @@ class MusicnnHeadRecipe:
         }
 
     def backbones(self) -> dict[str, musicnn.MusicnnBackbone]:
+        """The Keras backbones: training reads their exact outputs."""
         names = dict.fromkeys((*self.head_input.backbones, TAG_BACKBONE))
-        return {name: shared_musicnn(name, self.weights_dir) for name in names}
+        return {name: keras_musicnn(name, self.weights_dir) for name in names}
 
     def versions(self, key: str, audio: np.ndarray) -> list[np.ndarray]:
         """The clean clip and its degraded copies, the same for a clip in every fold."""
