@@ -39,7 +39,8 @@ async def classify_sources(
     `chart`, each answer is also drawn there (several sources: numbered files)."""
     out = out or sys.stdout
     try:
-        service = ClassifierService(settings, model)
+        # No warm-up: it would classify a song of noise first; the first source does its work.
+        service = ClassifierService(settings, model, warm_up=False)
         await service.start()
     except ScriabinError as error:
         print(f"scriabin: {error}", file=sys.stderr)

@@ -279,9 +279,8 @@ def worker_command(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"model": args.model})
     # Job processes that each used every core would fight over them: the numeric libraries
     # read their thread counts once, at import, so they are set before anything imports them.
-    threads = settings.worker_threads or max(1, (os.cpu_count() or 1) // settings.workers)
     for variable in THREAD_VARIABLES:
-        os.environ[variable] = str(threads)
+        os.environ[variable] = str(settings.threads_per_worker)
 
     from classifier.jobs import run_worker
     from classifier.shared import SharedState

@@ -1,5 +1,6 @@
 """Our Keras 3 port of the pretrained EfficientAT mn04_as AudioSet tagger (Schmid, Koutini & Widmer,
-ICASSP 2023): its log-mel front end and its CNN, giving 527 AudioSet logits and 384-d embeddings."""
+ICASSP 2023): its log-mel front end and its CNN, giving 527 AudioSet logits and 384-d embeddings;
+served from its LiteRT graph, trained and converted from the Keras model."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     import keras
+
+    from .litert import Graph
 
 # Front end, as the model was trained (EfficientAT's AugmentMelSTFT in eval mode): 32 kHz mono,
 # pre-emphasis, a centred 1024-point STFT of an 800-sample Hann window every 320 samples, power,
@@ -67,6 +70,8 @@ N_CLASSES = 527
 WEIGHTS_FILE = "mn04_as.weights.h5"
 LABELS_FILE = "labels.json"
 CONVERT_COMMAND = "python -m classifier.training.efficientat_convert"
+# The same network as a LiteRT graph, beside the weights it was converted from.
+LITERT_FILE = "mn04_as.tflite"
 
 
 def make_divisible(value: float, divisor: int = CHANNEL_DIVISOR) -> int:
@@ -338,12 +343,7 @@ class EfficientAtBackbone:
 
     def embed(self, log_mels: np.ndarray) -> EfficientAtOutputs:
         """Run windows of shape (n, 128, frames), each from `log_mel`, in one batched call."""
-        log_mels = np.asarray(log_mels, dtype=np.float32)
-        if log_mels.ndim != 3 or log_mels.shape[1] != N_MELS or 0 in log_mels.shape:
-            raise ValueError(
-                f"expected log-mel windows of shape (n, {N_MELS}, frames), got {log_mels.shape}"
-            )
-        logits, probabilities, embedding, hidden = self._call(log_mels)
+        logits, probabilities, embedding, hidden = self._call(_windows(log_mels))
         return EfficientAtOutputs(
             logits.numpy(), probabilities.numpy(), embedding.numpy(), hidden.numpy()
         )
@@ -353,17 +353,65 @@ class EfficientAtBackbone:
         self.embed(np.zeros((1, N_MELS, CLIP_FRAMES), dtype=np.float32))
 
 
+class EfficientAtLiteRt:
+    """mn04_as served from its LiteRT graph: the outputs of `EfficientAtBackbone`, without
+    TensorFlow; see `load_litert`."""
+
+    name = "mn04_as"
+
+    def __init__(self, graph: Graph, labels: list[str]) -> None:
+        if len(labels) != N_CLASSES:
+            raise ValueError(f"expected {N_CLASSES} labels, got {len(labels)}")
+        self.graph = graph
+        self.labels = labels
+
+    def embed(self, log_mels: np.ndarray) -> EfficientAtOutputs:
+        """Run windows of shape (n, 128, frames), each from `log_mel`, through the graph."""
+        outputs = self.graph(_windows(log_mels))
+        return EfficientAtOutputs(
+            outputs["logits"], outputs["probabilities"], outputs["embedding"], outputs["hidden"]
+        )
+
+    def warm_up(self) -> None:
+        """Create an interpreter and run it once before the first real request."""
+        self.embed(np.zeros((1, N_MELS, CLIP_FRAMES), dtype=np.float32))
+
+
+def _windows(log_mels: np.ndarray) -> np.ndarray:
+    log_mels = np.asarray(log_mels, dtype=np.float32)
+    if log_mels.ndim != 3 or log_mels.shape[1] != N_MELS or 0 in log_mels.shape:
+        raise ValueError(
+            f"expected log-mel windows of shape (n, {N_MELS}, frames), got {log_mels.shape}"
+        )
+    return log_mels
+
+
+def _missing(path: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{path} is missing; create it with: {CONVERT_COMMAND} --out {path.parent}"
+    )
+
+
+def _labels(weights_dir: Path) -> list[str]:
+    path = weights_dir / LABELS_FILE
+    if not path.is_file():
+        raise _missing(path)
+    return list(json.loads(path.read_text(encoding="utf-8"))["labels"])
+
+
 def load_backbone(weights_dir: Path) -> EfficientAtBackbone:
     """Load mn04_as from the converter's output in `weights_dir` (normally models/efficientat)."""
-    weights_dir = Path(weights_dir)
-    weights = weights_dir / WEIGHTS_FILE
-    labels_file = weights_dir / LABELS_FILE
-    for path in (weights, labels_file):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} is missing; create it with: {CONVERT_COMMAND} --out {weights_dir}"
-            )
-    labels = json.loads(labels_file.read_text(encoding="utf-8"))["labels"]
+    weights = Path(weights_dir) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise _missing(weights)
+    labels = _labels(Path(weights_dir))
     model = build_mn04()
     model.load_weights(weights)
-    return EfficientAtBackbone(model, list(labels))
+    return EfficientAtBackbone(model, labels)
+
+
+def load_litert(weights_dir: Path) -> EfficientAtLiteRt:
+    """mn04_as from its LiteRT graph in `weights_dir` (see classifier.training.litert_convert)."""
+    from .litert import Graph
+
+    return EfficientAtLiteRt(Graph(Path(weights_dir) / LITERT_FILE), _labels(Path(weights_dir)))

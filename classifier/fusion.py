@@ -28,7 +28,7 @@ from .backbones import (
     weights_dir,
 )
 from .features import segment_starts
-from .model import ModelCard, SegmentPredictions, traced_head
+from .model import ModelCard, SegmentPredictions, load_head
 from .styles import StyleColumns
 from .tags import TAG_BACKBONE, TagCalibration
 
@@ -233,7 +233,7 @@ class FusionModel:
         self.tag_columns = (
             [] if self.tags is None else [self.msd.tags.index(t) for t in self.tags.source_tags]
         )
-        self.network, self._head = traced_head(card, head)
+        self.network, self._head = load_head(card, head)
 
     def starts(self, n_samples: int, max_segments: int) -> np.ndarray:
         """Sample offsets of the segments heard, at most `max_segments` (and the card's bound)."""

@@ -2,7 +2,8 @@
 and predicting genre probabilities for segments of a track.
 
 A card (`models/<name>.json`) says everything needed to use a model: its kind, genres in
-order, sample rate, segment length, feature parameters, training data and measured accuracy.
+order, sample rate, segment length, feature parameters, training data and measured accuracy,
+and (`serving`) the LiteRT graph its head is served from.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import litert
 from .errors import UnknownModel
 
 # Model kinds and the class that runs each; imported only when a model of that kind loads.
@@ -45,6 +47,7 @@ class ModelCard:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     date: str = ""
     description: str = ""
+    serving: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:
@@ -63,6 +66,7 @@ class ModelCard:
             metrics=data.get("metrics", {}),
             date=data.get("date", ""),
             description=data.get("description", ""),
+            serving=data.get("serving", {}),
         )
 
     @property
@@ -75,6 +79,16 @@ class ModelCard:
     @property
     def model_path(self) -> Path:
         return self.path.parent / self.file
+
+    @property
+    def litert_path(self) -> Path:
+        """The LiteRT graph of the model's head, beside the card."""
+        graph = self.serving.get("file")
+        if not graph:
+            raise FileNotFoundError(
+                f"{self.path} names no LiteRT graph; create one with: {litert.CONVERT_COMMAND}"
+            )
+        return self.path.parent / graph
 
     @property
     def headline_accuracy(self) -> float | None:
@@ -154,6 +168,18 @@ def load_model(name: str | None, models_dir: Path) -> GenreModel:
             model_class = getattr(importlib.import_module(module_name), class_name)
             _loaded[key] = model_class(card)
         return _loaded[key]
+
+
+def load_head(card: ModelCard, network: Any = None) -> tuple[Any, Callable[[Any], np.ndarray]]:
+    """A genre head as a call on a (rows, features) float32 batch, and its Keras network.
+
+    A `network` just fitted runs traced in Keras (training). Otherwise the card's head runs
+    from its LiteRT graph (no Keras network then), or from its Keras file where LiteRT is not
+    installed."""
+    if network is None and litert.available():
+        graph = litert.Graph(card.litert_path)
+        return None, lambda batch: graph(batch)["probabilities"]
+    return traced_head(card, network)
 
 
 def traced_head(card: ModelCard, network: Any = None) -> tuple[Any, Callable[[Any], np.ndarray]]:

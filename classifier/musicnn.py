@@ -1,5 +1,6 @@
 """Our Keras 3 port of the pretrained musicnn tagger (Pons & Serra 2019): its log-mel front end and
-its backbone, giving per-patch tag probabilities and embeddings that genre heads build on."""
+its backbone, giving per-patch tag probabilities and embeddings that genre heads build on; served
+from its LiteRT graph, trained and converted from the Keras model."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
+    from .litert import Graph
+
 # Front end, as the models were trained: 16 kHz mono, 512-point STFT every 256 samples,
 # 96 Slaney mel bands, log10(10000 * power + 1) computed in float32.
 SAMPLE_RATE = 16000
@@ -28,6 +31,9 @@ PATCH_FRAMES = 187  # 3 s: what the models were trained on (librosa.time_to_fram
 BACKBONES = ("MSD_musicnn", "MTT_musicnn")
 WEIGHTS_SUFFIX = ".weights.h5"
 TAGS_FILE = "tags.json"
+CONVERT_COMMAND = "python -m classifier.training.musicnn_convert"
+# Each backbone as a LiteRT graph of 187-frame patches, beside the weights it was converted from.
+LITERT_SUFFIX = ".tflite"
 
 # Architecture ("7774timbraltemporal" front end, dense mid end, global-pool back end).
 TIMBRAL_FILTERS = int(1.6 * 128)  # 204
@@ -86,12 +92,46 @@ class DeadFilters:
     values: np.ndarray  # (len(dead),) float32: their output after normalisation and pooling
 
 
+def slaney_mel_banks(
+    n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """librosa.filters.mel's default filters (Slaney's mel scale and area normalisation, 0 Hz
+    to Nyquist) as a (n_fft // 2 + 1, n_mels) float32 matrix, computed as librosa 0.10 does,
+    without loading librosa (whose filters module alone takes 0.6 s to import).
+
+    Slaney's scale is linear below 1 kHz (3 mel per 200 Hz) and logarithmic above it (27 mel
+    per factor 6.4); the triangles are linear in Hz between n_mels + 2 edges equally spaced in
+    mel, each scaled to unit area (2 / its width in Hz).
+    """
+    linear_step = 200.0 / 3
+    log_start = 1000.0 / linear_step  # the mel of 1 kHz
+    log_step = np.log(6.4) / 27.0
+
+    def hz_to_mel(hz: float) -> float:
+        if hz < 1000.0:
+            return hz / linear_step
+        return log_start + float(np.log(hz / 1000.0)) / log_step
+
+    mels = np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2)
+    edges = np.where(
+        mels >= log_start, 1000.0 * np.exp(log_step * (mels - log_start)), linear_step * mels
+    )
+    bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, bins)
+    weights = np.zeros((n_mels, len(bins)), dtype=np.float32)
+    for i in range(n_mels):
+        rising = -ramps[i] / widths[i]
+        falling = ramps[i + 2] / widths[i + 1]
+        weights[i] = np.maximum(0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, None]
+    return np.ascontiguousarray(weights.T)
+
+
 @functools.cache
 def _mel_basis() -> np.ndarray:
-    import librosa
-
-    # (N_FFT // 2 + 1, N_MELS), transposed once so a frame matrix multiplies it directly.
-    return np.ascontiguousarray(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).T)
+    # (N_FFT // 2 + 1, N_MELS): a frame matrix multiplies it directly.
+    return slaney_mel_banks()
 
 
 @functools.cache
@@ -252,12 +292,9 @@ def build_musicnn(
     return keras.Model(mel, [taggram, penultimate, pooled], name=name)
 
 
-def without_dead_filters(model: keras.Model) -> keras.Model:
-    """The same model, with weights, minus the front-end filters whose output is a constant.
-
-    Exact to float32 rounding, and several times faster for MSD_musicnn, where most timbral
-    filters are dead. Returns `model` itself when it has none.
-    """
+def find_dead_filters(model: keras.Model) -> dict[str, DeadFilters]:
+    """The front-end blocks of a full model (with weights) that have constant filters, and
+    those filters' outputs; blocks whose filters are all live, or all dead, are left out."""
     dead_filters = {}
     for tag, *_ in FRONTEND_BLOCKS:
         kernel, bias = model.get_layer(f"{tag}_conv").get_weights()
@@ -270,6 +307,16 @@ def without_dead_filters(model: keras.Model) -> keras.Model:
         dead_filters[tag] = DeadFilters(
             np.flatnonzero(~dead), np.flatnonzero(dead), values[dead].astype(np.float32)
         )
+    return dead_filters
+
+
+def without_dead_filters(model: keras.Model) -> keras.Model:
+    """The same model, with weights, minus the front-end filters whose output is a constant.
+
+    Exact to float32 rounding, and several times faster for MSD_musicnn, where most timbral
+    filters are dead. Returns `model` itself when it has none.
+    """
+    dead_filters = find_dead_filters(model)
     if not dead_filters:
         return model
     compact = build_musicnn(model.name, dead_filters)
@@ -303,12 +350,7 @@ class MusicnnBackbone:
 
     def embed(self, patches: np.ndarray) -> MusicnnOutputs:
         """Run all patches, shape (n, frames, 96) from `log_mel_patches`, in one batched call."""
-        patches = np.asarray(patches, dtype=np.float32)
-        if patches.ndim != 3 or patches.shape[2] != N_MELS or len(patches) == 0:
-            raise ValueError(
-                f"expected patches of shape (n, frames, {N_MELS}), got {patches.shape}"
-            )
-        taggram, penultimate, pooled = self._call(patches)
+        taggram, penultimate, pooled = self._call(_patches(patches, None))
         return MusicnnOutputs(taggram.numpy(), penultimate.numpy(), pooled.numpy())
 
     def warm_up(self) -> None:
@@ -316,20 +358,74 @@ class MusicnnBackbone:
         self.embed(np.zeros((1, PATCH_FRAMES, N_MELS), dtype=np.float32))
 
 
+class MusicnnLiteRt:
+    """One pretrained musicnn model served from its LiteRT graph: the outputs of
+    `MusicnnBackbone` for 187-frame patches, without TensorFlow; see `load_litert`."""
+
+    def __init__(self, name: str, graph: Graph, tags: list[str]) -> None:
+        self.name = name
+        self.graph = graph
+        self.tags = tags
+
+    def embed(self, patches: np.ndarray) -> MusicnnOutputs:
+        """Run patches of shape (n, 187, 96) from `log_mel_patches` through the graph."""
+        outputs = self.graph(_patches(patches, PATCH_FRAMES))
+        return MusicnnOutputs(outputs["taggram"], outputs["penultimate"], outputs["pooled"])
+
+    def warm_up(self) -> None:
+        """Create an interpreter and run it once before the first real request."""
+        self.embed(np.zeros((1, PATCH_FRAMES, N_MELS), dtype=np.float32))
+
+
+def _patches(patches: np.ndarray, frames: int | None) -> np.ndarray:
+    patches = np.asarray(patches, dtype=np.float32)
+    if (
+        patches.ndim != 3
+        or patches.shape[2] != N_MELS
+        or len(patches) == 0
+        or frames not in (None, patches.shape[1])
+    ):
+        expected = f"(n, {frames or 'frames'}, {N_MELS})"
+        raise ValueError(f"expected patches of shape {expected}, got {patches.shape}")
+    return patches
+
+
+def _tags(name: str, weights_dir: Path) -> list[str]:
+    path = weights_dir / TAGS_FILE
+    if not path.is_file():
+        raise _missing(path)
+    return list(json.loads(path.read_text(encoding="utf-8"))[name])
+
+
+def _missing(path: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{path} is missing; create it with: {CONVERT_COMMAND} --out {path.parent}"
+    )
+
+
 def load_backbone(name: str, weights_dir: Path) -> MusicnnBackbone:
     """Load `name` ("MSD_musicnn" or "MTT_musicnn") from the converter's output in `weights_dir`."""
+    model = load_keras_model(name, weights_dir)
+    return MusicnnBackbone(name, without_dead_filters(model), _tags(name, Path(weights_dir)))
+
+
+def load_keras_model(name: str, weights_dir: Path) -> keras.Model:
+    """The whole Keras model `name` with its converted weights, dead filters included."""
     if name not in BACKBONES:
         raise ValueError(f"unknown musicnn backbone {name!r}; choose one of {BACKBONES}")
-    weights_dir = Path(weights_dir)
-    weights = weights_dir / f"{name}{WEIGHTS_SUFFIX}"
-    tags_file = weights_dir / TAGS_FILE
-    for path in (weights, tags_file):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} is missing; create it with: python -m classifier.training.musicnn_convert "
-                f"--out {weights_dir}"
-            )
-    tags = json.loads(tags_file.read_text(encoding="utf-8"))[name]
+    weights = Path(weights_dir) / f"{name}{WEIGHTS_SUFFIX}"
+    if not weights.is_file():
+        raise _missing(weights)
     model = build_musicnn(name)
     model.load_weights(weights)
-    return MusicnnBackbone(name, without_dead_filters(model), list(tags))
+    return model
+
+
+def load_litert(name: str, weights_dir: Path) -> MusicnnLiteRt:
+    """`name` from its LiteRT graph in `weights_dir` (see classifier.training.litert_convert)."""
+    from .litert import Graph
+
+    if name not in BACKBONES:
+        raise ValueError(f"unknown musicnn backbone {name!r}; choose one of {BACKBONES}")
+    graph = Graph(Path(weights_dir) / f"{name}{LITERT_SUFFIX}")
+    return MusicnnLiteRt(name, graph, _tags(name, Path(weights_dir)))

@@ -19,7 +19,7 @@ import numpy as np
 from . import musicnn
 from .backbones import MUSICNN_DIR, shared_musicnn, weights_dir
 from .features import segment_starts
-from .model import ModelCard, SegmentPredictions, traced_head
+from .model import ModelCard, SegmentPredictions, load_head
 from .tags import TAG_BACKBONE, TagCalibration
 
 KIND = "musicnn-head"
@@ -134,7 +134,7 @@ class MusicnnHeadModel:
             if self.tags is None
             else [self.backbones[TAG_BACKBONE].tags.index(tag) for tag in self.tags.source_tags]
         )
-        self.network, self._head = traced_head(card, head)
+        self.network, self._head = load_head(card, head)
 
     def patches(self, audio: np.ndarray, max_segments: int) -> tuple[np.ndarray, np.ndarray]:
         """Log-mel patches of 16 kHz audio, at most `max_segments` (and the card's bound), and

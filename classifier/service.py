@@ -20,6 +20,7 @@ from pathlib import Path
 
 from config import Settings
 
+from . import litert
 from .budget import TOO_SLOW, RequestBudget
 from .errors import Busy, ShuttingDown, TooSlow
 from .fetch import download_budget, remove_download_folders
@@ -42,9 +43,12 @@ log = logging.getLogger(__name__)
 class ClassifierService:
     """Owns the model and the worker pool for the lifetime of a process."""
 
-    def __init__(self, settings: Settings, model_name: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, model_name: str | None = None, *, warm_up: bool = True
+    ) -> None:
         self.settings = settings
         self._model_name = model_name if model_name is not None else settings.model
+        self._warm_up = warm_up
         self._model: GenreModel | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = 0
@@ -76,7 +80,8 @@ class ClassifierService:
         return ahead * (self._mean_job_s or 0.0) / self.settings.workers
 
     async def start(self) -> None:
-        """Load and warm the model off the event loop, so the first user pays nothing extra."""
+        """Load and warm the model off the event loop, so the first user pays nothing extra
+        (without `warm_up`, the first request does that work: a command answering at once)."""
         if self._pool is not None:
             return
         self._pool = ThreadPoolExecutor(
@@ -93,8 +98,10 @@ class ClassifierService:
         )
 
     def _load_and_warm(self) -> GenreModel:
+        litert.use_threads(self.settings.threads_per_worker)
         model = load_model(self._model_name, self.settings.models_dir)
-        model.warm_up(self.settings.max_segments)
+        if self._warm_up:
+            model.warm_up(self.settings.max_segments)
         return model
 
     async def classify(self, source: Source) -> Classification:

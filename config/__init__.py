@@ -4,6 +4,7 @@ environment (SCRIABIN_* plus DISCORD_TOKEN and TELEGRAM_TOKEN), then explicit ar
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -74,7 +75,8 @@ class Settings(BaseSettings):
     cache_ttl_s: float = Field(gt=0, description="How long shared results are kept (scale-out)")
     upload_ttl_s: float = Field(gt=0, description="How long an upload waits in Redis for a worker")
     worker_threads: int = Field(
-        ge=0, description="CPU threads of each worker job process; 0: cores / SCRIABIN_WORKERS"
+        ge=0,
+        description="CPU threads of each worker (pool thread or job process); 0: cores / workers",
     )
 
     cooldown_s: float = Field(ge=0, description="Per-user pause between requests")
@@ -190,6 +192,15 @@ class Settings(BaseSettings):
     @property
     def max_download_bytes(self) -> int:
         return int(self.max_download_mb * 1024 * 1024)
+
+    @property
+    def threads_per_worker(self) -> int:
+        """CPU threads each worker's model calls may use: `worker_threads`, else this
+        machine's cores shared among the workers, so that busy workers never fight over them."""
+        if self.worker_threads:
+            return self.worker_threads
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        return max(1, (cores or os.cpu_count() or 1) // self.workers)
 
 
 def load_settings(**overrides: object) -> Settings:

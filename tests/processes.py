@@ -4,11 +4,13 @@ come from the environment only, and its temporary files go to a folder the test 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,25 +53,35 @@ async def until_downloading(temp: Path, seconds: float = 60) -> None:
 
 
 def start_workers(
-    count: int, redis_url: str, temp: Path, *, timeout_s: float = 180, **variables: str
+    count: int,
+    redis_url: str,
+    temp: Path,
+    *,
+    timeout_s: float = 180,
+    python_options: Sequence[str] = (),
+    stderr: Path | None = None,
+    **variables: str,
 ) -> list[subprocess.Popen[bytes]]:
     """`count` `scriabin worker` processes of one job process each on `redis_url`, once every
-    one of them sends its heartbeat (each has loaded and warmed the model)."""
+    one of them sends its heartbeat (each has loaded and warmed the model). `python_options`
+    go to the interpreter; `stderr` (a file) gets what the workers write there."""
     from classifier.shared import SharedState
 
     environment = scriabin_environment(
         temp, SCRIABIN_BROKER_URL=redis_url, SCRIABIN_WORKERS="1", **variables
     )
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker"],
-            cwd=REPO,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
+    with contextlib.ExitStack() as files:
+        errors = files.enter_context(stderr.open("wb")) if stderr else subprocess.DEVNULL
+        processes = [
+            subprocess.Popen(
+                [sys.executable, *python_options, "-m", "bot.cli", "worker"],
+                cwd=REPO,
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
+            for _ in range(count)
+        ]
     state = SharedState(redis_url)
     deadline = time.monotonic() + timeout_s
     try:

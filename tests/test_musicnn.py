@@ -148,3 +148,14 @@ def test_a_clip_shorter_than_a_patch_is_repeated_to_fill_it() -> None:
 def test_importing_the_port_loads_no_tensorflow() -> None:
     code = "import sys, classifier.musicnn; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_mel_filters_are_librosas_without_librosa() -> None:
+    import librosa
+
+    for rate, n_fft, n_mels in (
+        (musicnn.SAMPLE_RATE, musicnn.N_FFT, musicnn.N_MELS),
+        (22050, 2048, 128),
+    ):
+        expected = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=n_mels).T
+        np.testing.assert_array_equal(musicnn.slaney_mel_banks(n_mels, n_fft, rate), expected)

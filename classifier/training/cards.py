@@ -1,9 +1,11 @@
-"""Writing a trained model and its card (`models/<name>.keras` and `models/<name>.json`)."""
+"""Writing a trained model and its card (`models/<name>.keras` and `models/<name>.json`, and for
+the heads the bot serves, `models/<name>.tflite`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -18,20 +20,30 @@ def write_model(model: Any, card: ModelCard) -> ModelCard:
     return write_card(card)
 
 
-def write_model_with_tags(model: Any, card: ModelCard) -> ModelCard:
-    """`write_model`, with the fitted model's descriptive-tag calibration in the card."""
-    features = {**card.features, "tags": model.card.features.get("tags")}
-    return write_model(model, replace(card, features=features))
+def write_head_model(model: Any, card: ModelCard) -> ModelCard:
+    """A genre head over the pretrained backbones: its Keras network, its LiteRT graph (what
+    the bot serves, named in the card's `serving`), and the card with the fitted model's
+    descriptive-tag calibration."""
+    from .litert_convert import write_head
+
+    card = replace(card, features={**card.features, "tags": model.card.features.get("tags")})
+    card.path.parent.mkdir(parents=True, exist_ok=True)
+    model.network.save(card.model_path)
+    return write_card(replace(card, serving=write_head(model.network, card)))
 
 
 def write_card(card: ModelCard) -> ModelCard:
     """Write `card` as JSON at `card.path`; returns it as read back."""
     card.path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
+    data: dict[str, Any] = {
         "name": card.name,
         "version": card.version,
         "kind": card.kind,
         "file": card.file,
+    }
+    if card.serving:
+        data["serving"] = dict(card.serving)
+    data |= {
         "description": card.description,
         "date": card.date or dt.date.today().isoformat(),
         "genres": list(card.genres),
@@ -42,4 +54,17 @@ def write_card(card: ModelCard) -> ModelCard:
         "metrics": dict(card.metrics),
     }
     card.path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return ModelCard.read(card.path)
+
+
+def write_serving(card: ModelCard, serving: Mapping[str, Any]) -> ModelCard:
+    """Set the card's `serving` section (right after `file`), leaving the rest as it is."""
+    data = card.as_dict()
+    updated: dict[str, Any] = {}
+    for key, value in data.items():
+        if key != "serving":
+            updated[key] = value
+        if key == "file":
+            updated["serving"] = dict(serving)
+    card.path.write_text(json.dumps(updated, indent=2) + "\n", encoding="utf-8")
     return ModelCard.read(card.path)

@@ -89,6 +89,11 @@ ontology and human-labeled dataset for audio events", ICASSP 2017.
 - `labels.json`: `labels`, the 527 AudioSet display names in output order; `converted_from`,
   the file and sha256 of the arrays this conversion read.
 - `LICENSE`: the EfficientAT licence.
+- `mn04_as.tflite`: the same network as a LiteRT graph, which the bot serves
+  (`classifier.efficientat.load_litert`), written from the weights above by
+  `python -m classifier.training.litert_convert` (not by this converter). On the 100
+  GTZAN-mini clips its logits were within 3.3e-5 of the Keras model's
+  (`tests/test_litert.py`).
 
 Load with `classifier.efficientat.load_backbone(Path("models/efficientat"))`; its `embed()`
 gives logits, sigmoid probabilities, the 384-d pooled embedding and the 512-d hidden layer per

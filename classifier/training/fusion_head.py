@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.backbones import shared_efficientat, shared_musicnn, weights_dir
+from classifier.backbones import keras_efficientat, keras_musicnn, weights_dir
 from classifier.features import segment_starts
 from classifier.fusion import (
     KIND,
@@ -47,7 +47,7 @@ from classifier.tags import TagCalibration
 from config import DEFAULT_MODELS_DIR
 
 from .augment import clip_variants, resample_through
-from .cards import write_model_with_tags
+from .cards import write_head_model
 from .datasets import LabelledClip
 from .heads import DenseLayer, build_head, standardisation
 
@@ -271,10 +271,11 @@ class FusionRecipe:
         }
 
     def backbones(self) -> tuple[Any, Any]:
-        audioset = shared_efficientat(
+        """The Keras backbones: training reads their exact outputs."""
+        audioset = keras_efficientat(
             weights_dir(self.models_dir, self.fusion_input.efficientat_dir)
         )
-        msd = shared_musicnn(
+        msd = keras_musicnn(
             MUSICNN_BACKBONE, weights_dir(self.models_dir, self.fusion_input.musicnn_dir)
         )
         return audioset, msd
@@ -381,5 +382,6 @@ class FusionRecipe:
         )
 
     def write(self, model: FusionModel, card: ModelCard) -> ModelCard:
-        """Save the head and its card; the card also carries the model's tag calibration."""
-        return write_model_with_tags(model, card)
+        """Save the head (Keras, and the LiteRT graph the bot serves) and its card, which also
+        carries the model's tag calibration."""
+        return write_head_model(model, card)

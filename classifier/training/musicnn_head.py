@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from classifier import musicnn
-from classifier.backbones import shared_musicnn
+from classifier.backbones import keras_musicnn
 from classifier.model import ModelCard
 from classifier.musicnn_head import (
     KIND,
@@ -28,7 +28,7 @@ from classifier.tags import TAG_BACKBONE, TagCalibration
 from config import DEFAULT_MODELS_DIR
 
 from .augment import clip_variants
-from .cards import write_model_with_tags
+from .cards import write_head_model
 from .heads import DenseLayer, build_head, standardisation
 
 # The logit of a genre a head never saw in training: softmax gives it ~1e-13.
@@ -151,8 +151,9 @@ class MusicnnHeadRecipe:
         }
 
     def backbones(self) -> dict[str, musicnn.MusicnnBackbone]:
+        """The Keras backbones: training reads their exact outputs."""
         names = dict.fromkeys((*self.head_input.backbones, TAG_BACKBONE))
-        return {name: shared_musicnn(name, self.weights_dir) for name in names}
+        return {name: keras_musicnn(name, self.weights_dir) for name in names}
 
     def versions(self, key: str, audio: np.ndarray) -> list[np.ndarray]:
         """The clean clip and its degraded copies, the same for a clip in every fold."""
@@ -210,5 +211,6 @@ class MusicnnHeadRecipe:
         )
 
     def write(self, model: MusicnnHeadModel, card: ModelCard) -> ModelCard:
-        """Save the head and its card; the card also carries the model's tag calibration."""
-        return write_model_with_tags(model, card)
+        """Save the head (Keras, and the LiteRT graph the bot serves) and its card, which also
+        carries the model's tag calibration."""
+        return write_head_model(model, card)

@@ -1,0 +1,121 @@
+"""The serving runtime: models converted to LiteRT graphs (`.tflite`, written by
+classifier.training.litert_convert) run on ai-edge-litert, so answering a song never loads
+TensorFlow or Keras. Where no LiteRT wheel exists for the platform, the Keras models serve.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CONVERT_COMMAND = "python -m classifier.training.litert_convert"
+# Rows per call of a graph; a longer batch runs in pieces of this many. It bounds what each
+# interpreter holds for its activations (musicnn's front end needs about 2 MB a row) and costs
+# nothing in speed: a musicnn row takes the same time in pieces of 8 as in one call of 32
+# (benchmarks/litert_speed.py).
+MAX_BATCH = 8
+
+_threads: int | None = None
+
+
+@functools.cache
+def available() -> bool:
+    """Whether LiteRT can serve here; said once in the log when it cannot."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        log.warning(
+            "LiteRT (ai-edge-litert) is not installed on this platform: the models are served "
+            "by TensorFlow/Keras instead, which take longer to load and more memory"
+        )
+        return False
+    return True
+
+
+def cpu_count() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def use_threads(threads: int) -> None:
+    """CPU threads of each model call from now on (graphs already loaded keep theirs): a
+    worker of a pool of N on C cores should take C // N, so that busy workers never fight
+    over the cores (benchmarks/litert_speed.py measures why)."""
+    global _threads
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    _threads = threads
+
+
+def threads() -> int:
+    """CPU threads of each model call: as set by use_threads, else every core."""
+    return _threads if _threads is not None else cpu_count()
+
+
+class Graph:
+    """One converted model, called with a float32 batch, giving its named outputs. Safe to
+    call from several threads: each concurrent call gets an interpreter of its own, kept for
+    later calls (LiteRT interpreters are not thread-safe, and creating one costs
+    milliseconds)."""
+
+    def __init__(self, path: Path, threads_per_call: int | None = None) -> None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} is missing; create it with: {CONVERT_COMMAND}")
+        self.path = Path(path)
+        self.threads = threads_per_call if threads_per_call is not None else threads()
+        self._idle: list[_Interpreter] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        with self._lock:
+            interpreter = self._idle.pop() if self._idle else None
+        if interpreter is None:
+            interpreter = _Interpreter(self.path, self.threads)
+        try:
+            parts = [
+                interpreter.run(batch[start : start + MAX_BATCH])
+                for start in range(0, len(batch), MAX_BATCH)
+            ]
+        finally:
+            with self._lock:
+                self._idle.append(interpreter)
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+class _Interpreter:
+    """A LiteRT interpreter of one graph, resized only when the batch shape changes."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        signature = self.interpreter.get_signature_runner()
+        (self.input,) = (detail["index"] for detail in signature.get_input_details().values())
+        self.outputs: Mapping[str, int] = {
+            name: detail["index"] for name, detail in signature.get_output_details().items()
+        }
+        self.shape: tuple[int, ...] | None = None
+
+    def run(self, batch: np.ndarray) -> dict[str, Any]:
+        if batch.shape != self.shape:
+            self.interpreter.resize_tensor_input(self.input, batch.shape)
+            self.interpreter.allocate_tensors()
+            self.shape = batch.shape
+        self.interpreter.set_tensor(self.input, batch)
+        self.interpreter.invoke()
+        # get_tensor copies, so the interpreter may serve another call at once.
+        return {name: self.interpreter.get_tensor(index) for name, index in self.outputs.items()}
