@@ -12,6 +12,8 @@ is not a test.
 3. Two workers at once (two threads, an interpreter each), with 1 or 2 LiteRT threads per
    interpreter: songs per second, on this machine's cores.
 4. Warm per-request time of genre-fusion (decoded audio to answer) on LiteRT and on Keras.
+5. The front ends (log-mels of a 30-s song's 10 segments) with NumPy's BLAS on every core and
+   on one thread, alone and while another thread keeps a core busy (a second worker).
 
 Inputs are the log-mels of real music (GTZAN clips when ../shared is present, else generated).
 """
@@ -201,11 +203,46 @@ def per_request(repeats: int) -> None:
         )
 
 
+def front_ends(repeats: int) -> None:
+    import subprocess
+
+    from threadpoolctl import threadpool_limits
+
+    print("\n5. Front ends of a 30-s song (10 segments), median ms")
+    audio = music(30)
+    starts = fusion.segment_starts(len(audio), fusion.SEGMENT_SAMPLES, 40)
+    for label in ("alone", "a core kept busy"):
+        # Another process spinning on one core stands in for a second busy worker.
+        spinner = (
+            None
+            if label == "alone"
+            else subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        )
+        try:
+            figures = {}
+            for blas in (None, 1):
+                with threadpool_limits(limits=blas, user_api="blas"):
+                    call = lambda: fusion.segment_inputs(audio, starts)  # noqa: E731
+                    figures[blas] = median_ms(call, repeats)
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+        print(
+            f"{label:<18} BLAS on every core {figures[None]:6.1f} ms, "
+            f"on one thread {figures[1]:6.1f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     litert.use_threads(1)
+    # use_threads keeps NumPy's BLAS on one thread; section 5 compares, so it starts unlimited.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=litert.cpu_count(), user_api="blas")
     audio = music(BATCH * 3 + 3)
     starts = np.arange(BATCH) * fusion.SEGMENT_SAMPLES
     mels, patches = fusion.segment_inputs(audio, starts)
@@ -230,6 +267,7 @@ def main() -> None:
     batch_handling(args.repeats, patches)
     two_workers(args.repeats, inputs)
     per_request(args.repeats)
+    front_ends(args.repeats)
 
 
 if __name__ == "__main__":

@@ -51,11 +51,18 @@ def cpu_count() -> int:
 def use_threads(threads: int) -> None:
     """CPU threads of each model call from now on (graphs already loaded keep theirs): a
     worker of a pool of N on C cores should take C // N, so that busy workers never fight
-    over the cores (benchmarks/litert_speed.py measures why)."""
+    over the cores (benchmarks/litert_speed.py measures why).
+
+    NumPy's BLAS (the front ends' mel projections) gets one thread: its matrices are small,
+    and its spinning threads, fighting a busy worker for the cores, made the front ends of a
+    30-s song many times slower (benchmarks/litert_speed.py, section 5)."""
     global _threads
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     _threads = threads
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def threads() -> int:
