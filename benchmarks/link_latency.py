@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from classifier import litert
 from classifier.audio import decode_audio
 from classifier.fetch import fetch_audio
 from classifier.model import load_model
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
     settings = load_settings(allow_private_networks=True)
+    litert.use_threads(settings.threads_per_worker)  # as a worker of the bot's pool runs
     model = load_model(args.model, settings.models_dir)
     model.warm_up(settings.max_segments)
     samples, origin = four_minutes()

@@ -259,7 +259,7 @@ class FusionModel:
         return self.session(len(audio), max_segments).finish(audio)
 
     def warm_up(self, max_segments: int) -> None:
-        # Traces the head and lets TensorFlow set up the batch sizes requests will use.
+        # Creates each graph's interpreters at the batch sizes requests will use.
         rng = np.random.default_rng(0)
         most = min(max_segments, self.fusion_input.max_segments)
         noise = (rng.standard_normal(SEGMENT_SAMPLES * (most + 1)) * 0.1).astype(np.float32)
