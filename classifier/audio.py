@@ -284,9 +284,7 @@ def _decode_heard(
     """The song with only the heard ranges decoded, each reached by seeking, or None when
     decoding it whole is better (little to skip) or needed (no timestamps, a duration that does
     not hold up). Leaves the container at its start again in that case."""
-    total = int(declared_s * sample_rate)
-    ranges = _merged(heard(total), total, round(MERGE_GAP_S * sample_rate))
-    planned = sum(end - start for start, end in ranges)
+    total, ranges, planned = _plan(declared_s, sample_rate, heard)
     if not ranges or planned > MOST_HEARD * total:
         return None
     out = np.zeros(total, dtype=np.float32)
@@ -324,9 +322,7 @@ def _decode_heard_in_order(
     start to end: every packet is demuxed, but only those of a range (and its pre-roll) are
     decoded. However much of the song is heard, its length is the declared one, so the
     segments a model reads are known before the last byte arrives."""
-    total = int(declared_s * sample_rate)
-    ranges = _merged(heard(total), total, round(MERGE_GAP_S * sample_rate))
-    planned = sum(end - start for start, end in ranges)
+    total, ranges, planned = _plan(declared_s, sample_rate, heard)
     out = np.zeros(total, dtype=np.float32)
     time_base = stream.time_base
     if not ranges or time_base is None:
@@ -387,6 +383,16 @@ def _decode_heard_in_order(
     if found < LEAST_FOUND * planned:
         raise NotAudio("That file is shorter than it says: I couldn't decode its audio.")
     return out
+
+
+def _plan(
+    declared_s: float, sample_rate: int, heard: Callable[[int], Sequence[tuple[int, int]]]
+) -> tuple[int, list[tuple[int, int]], int]:
+    """The song's length in samples, the ranges to decode (merged) and how many samples they
+    hold."""
+    total = int(declared_s * sample_rate)
+    ranges = _merged(heard(total), total, round(MERGE_GAP_S * sample_rate))
+    return total, ranges, sum(end - start for start, end in ranges)
 
 
 class _Unseekable(Exception):
