@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,6 +90,9 @@ RESAMPLE_QUALITY = "HQ"
 # While a long range is decoded from a stream, the model hears of its progress this often (in
 # seconds of audio), so it can analyse the segments already in.
 PROGRESS_EVERY = 3.0
+# Frames after the first whose timestamps must all sit the same distance from the counted
+# samples for that distance to be taken as the file's rounding.
+SKEW_FRAMES = 8
 
 
 def decode_audio(
@@ -289,13 +293,20 @@ def _decode_heard(
         return None
     out = np.zeros(total, dtype=np.float32)
     found = 0
+    skew_s = 0.0
     try:
         for number, (start, end) in enumerate(ranges):
-            # A first range at the very start is decoded from there as a whole decode would be.
-            seek = number > 0 or start > PREROLL_S * sample_rate
-            found += _decode_range(
-                container, stream, out, start, end, sample_rate, checkpoint, seek
-            )
+            if number == 0 and start <= PREROLL_S * sample_rate:
+                # From the very start, as a whole decode would; and it tells how far the
+                # timestamps sit from the samples (a WebM's are rounded to milliseconds).
+                filled, skew_s = _decode_first_range(
+                    container, stream, out, end, sample_rate, checkpoint
+                )
+            else:
+                filled = _decode_range(
+                    container, stream, out, start, end, sample_rate, checkpoint, skew_s
+                )
+            found += filled
     except (av.FFmpegError, _Unseekable, ValueError, TypeError, ZeroDivisionError) as error:
         # Decoding it whole says what is wrong with a damaged file, if anything is.
         log.debug("cannot decode by ranges (%r): decoding it whole", error)
@@ -428,18 +439,16 @@ def _decode_range(
     end: int,
     sample_rate: int,
     checkpoint: Callable[[], None] | None,
-    seek: bool = True,
+    skew_s: float = 0.0,
 ) -> int:
-    """Seek to just before `start` (unless `seek` is False: the container is at the start),
-    decode into out[start:end] where the frames' timestamps put them, and return how many of
-    those samples were filled."""
+    """Seek to just before `start`, decode into out[start:end] where the frames' timestamps
+    (moved by `skew_s`) put them, and return how many of those samples were filled."""
     time_base = stream.time_base
     if time_base is None:
         raise _Unseekable("no time base")
     origin_s = _origin_s(stream)
-    stretch = _Stretch(out, start, end, sample_rate, origin_s, time_base)
-    if seek:
-        container.seek(int((stretch.seek_s + origin_s) / time_base), stream=stream, backward=True)
+    stretch = _Stretch(out, start, end, sample_rate, origin_s - skew_s, time_base)
+    container.seek(int((stretch.seek_s + origin_s) / time_base), stream=stream, backward=True)
     for number, frame in enumerate(container.decode(stream)):
         if checkpoint is not None and number % CHECK_EVERY == 0:
             checkpoint()
@@ -448,6 +457,38 @@ def _decode_range(
         if stretch.take(frame):
             break
     return stretch.close()
+
+
+def _decode_first_range(
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    out: np.ndarray,
+    end: int,
+    sample_rate: int,
+    checkpoint: Callable[[], None] | None,
+) -> tuple[int, float]:
+    """Decode out[0:end] from the start of a container just opened, placing frames by counting
+    samples; returns how many samples were filled, and the skew of the timestamps: how far
+    the first frames' counted places are from their timestamps, when it is the same for each
+    (a rounding, as in a WebM's whole milliseconds), else 0."""
+    time_base = stream.time_base
+    if time_base is None:
+        raise _Unseekable("no time base")
+    stretch = _Stretch(out, 0, end, sample_rate, _origin_s(stream), time_base)
+    counted_s = 0.0
+    skews: list[float] = []
+    for number, frame in enumerate(container.decode(stream)):
+        if checkpoint is not None and number % CHECK_EVERY == 0:
+            checkpoint()
+        if 0 < number <= SKEW_FRAMES:
+            skews.append(counted_s - stretch.timestamp_s(frame))
+        complete = stretch.take(frame, counted_s)
+        counted_s += frame.samples / frame.sample_rate
+        if complete:
+            break
+    steady = len(skews) == SKEW_FRAMES and max(skews) - min(skews) < 1e-6
+    skew_s = skews[0] if steady and abs(skews[0]) <= float(time_base) else 0.0
+    return stretch.close(), skew_s
 
 
 class _Stretch:
@@ -474,7 +515,8 @@ class _Stretch:
         self.first_s: float | None = None
         self.rate = 0
         self.resampler: soxr.ResampleStream | None = None
-        self.offset = 0  # where the first decoded sample goes, in output samples
+        self.offset = 0  # where the first resampled sample goes, in output samples
+        self.skip = 0  # input samples still to drop before the resampler starts
         self.produced = 0  # output samples made so far
         self.found = 0  # of them, those inside the range
 
@@ -483,29 +525,41 @@ class _Stretch:
         """Everything of the range before this sample is in place."""
         return max(self.start, min(self.end, self.offset + self.produced))
 
-    def _at_s(self, frame: av.AudioFrame) -> float:
+    def timestamp_s(self, frame: av.AudioFrame) -> float:
+        """Where a frame starts in the song by its timestamp."""
         if frame.pts is None:
             raise _Unseekable("a frame without a timestamp")
         return float(frame.pts * (frame.time_base or self.time_base)) - self.origin_s
 
     def early(self, frame: av.AudioFrame) -> bool:
         """Whether a frame lies so far before the range that a seek to it did not work."""
-        return self._at_s(frame) < self.seek_s - MAX_EARLY_S
+        return self.timestamp_s(frame) < self.seek_s - MAX_EARLY_S
 
     def take(self, frame: av.AudioFrame, at_s: float | None = None) -> bool:
         """Add one decoded frame (that starts at `at_s` in the song, else where its timestamp
         says); True once the range is complete."""
         _refuse_absurd(frame.sample_rate, len(frame.layout.channels))
-        at_s = self._at_s(frame) if at_s is None else at_s
+        at_s = self.timestamp_s(frame) if at_s is None else at_s
         if self.first_s is None:
             if at_s + frame.samples / frame.sample_rate <= self.seek_s:
                 return False  # before the pre-roll (a seek lands a little early)
             self.first_s, self.rate = at_s, frame.sample_rate
-            self.offset = round(at_s * self.sample_rate)
+            # The resampler starts on an input sample that falls on an output sample, as in a
+            # whole decode (every 441st at 22.05 kHz to 32 kHz, every 3rd from 48 kHz): then,
+            # once the pre-roll has settled it, it gives the whole decode's samples exactly.
+            step = self.rate // math.gcd(self.rate, self.sample_rate)
+            if step > PREROLL_S * self.rate / 2:
+                step = 1  # an odd rate: no common grid near enough; place it to the nearest
+            index = round(at_s * self.rate)
+            self.skip = (-index) % step
+            self.offset = round((index + self.skip) * self.sample_rate / self.rate)
             self.resampler = _resampler(self.rate, self.sample_rate)
         elif frame.sample_rate != self.rate:
             raise _Unseekable("the sample rate changes")
         mono = _mono(frame)
+        if self.skip:
+            dropped = min(self.skip, mono.size)
+            mono, self.skip = mono[dropped:], self.skip - dropped
         self._put(mono if self.resampler is None else self.resampler.resample_chunk(mono))
         self.heard_s += frame.samples / self.rate
         return at_s >= self.end_s or self.heard_s > self.budget_s

@@ -141,7 +141,7 @@ async def test_a_long_file_decoded_only_where_heard_gets_the_whole_decodes_answe
     assert answer.top.genre == whole.top.genre
     confidences = {score.genre: score.confidence for score in whole.genres}
     for score in answer.genres:
-        assert score.confidence == pytest.approx(confidences[score.genre], abs=0.02)
+        assert score.confidence == pytest.approx(confidences[score.genre], abs=1e-3)
 
 
 async def test_same_link_twice_is_answered_from_the_cache(
