@@ -9,7 +9,8 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ CONVERT_COMMAND = "python -m classifier.training.litert_convert"
 MAX_BATCH = 8
 
 _threads: int | None = None
+# Threads of a call made while it is the only request running (None: always `_threads`).
+_alone: int | None = None
+_running = 0  # requests running now, counted by `request()`
+_running_lock = threading.Lock()
 
 
 @functools.cache
@@ -48,25 +53,42 @@ def cpu_count() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def use_threads(threads: int) -> None:
-    """CPU threads of each model call from now on (graphs already loaded keep theirs): a
-    worker of a pool of N on C cores should take C // N, so that busy workers never fight
-    over the cores (benchmarks/litert_speed.py measures why).
+def use_threads(threads: int, alone: int | None = None) -> None:
+    """CPU threads of each model call from now on: a worker of a pool of N on C cores should
+    take C // N, so that busy workers never fight over the cores (benchmarks/litert_speed.py
+    measures why). With `alone`, a call made while its request is the only one running
+    (`request()`) takes that many instead: a lone song gets every core.
 
     NumPy's BLAS (the front ends' mel projections) gets one thread: its matrices are small,
     and its spinning threads, fighting a busy worker for the cores, made the front ends of a
     30-s song many times slower (benchmarks/litert_speed.py, section 5)."""
-    global _threads
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    _threads = threads
+    global _threads, _alone
+    if threads < 1 or (alone is not None and alone < 1):
+        raise ValueError(f"threads must be at least 1, got {threads} and {alone}")
+    _threads, _alone = threads, alone
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
 
 
+@contextmanager
+def request() -> Iterator[None]:
+    """Count one request as running while the block runs (see use_threads' `alone`)."""
+    global _running
+    with _running_lock:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running -= 1
+
+
 def threads() -> int:
-    """CPU threads of each model call: as set by use_threads, else every core."""
+    """CPU threads of a model call made now: as set by use_threads (its `alone` while at
+    most one request runs), else every core."""
+    if _alone is not None and _running <= 1:
+        return _alone
     return _threads if _threads is not None else cpu_count()
 
 
@@ -80,16 +102,18 @@ class Graph:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path} is missing; create it with: {CONVERT_COMMAND}")
         self.path = Path(path)
-        self.threads = threads_per_call if threads_per_call is not None else threads()
-        self._idle: list[_Interpreter] = []
+        self.threads_per_call = threads_per_call  # else `threads()` at each call
+        self._idle: dict[int, list[_Interpreter]] = {}  # by thread count
         self._lock = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        count = self.threads_per_call or threads()
         with self._lock:
-            interpreter = self._idle.pop() if self._idle else None
+            idle = self._idle.setdefault(count, [])
+            interpreter = idle.pop() if idle else None
         if interpreter is None:
-            interpreter = _Interpreter(self.path, self.threads)
+            interpreter = _Interpreter(self.path, count)
         try:
             parts = [
                 interpreter.run(batch[start : start + MAX_BATCH])
@@ -97,7 +121,7 @@ class Graph:
             ]
         finally:
             with self._lock:
-                self._idle.append(interpreter)
+                self._idle[count].append(interpreter)
         if len(parts) == 1:
             return parts[0]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

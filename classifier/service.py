@@ -98,7 +98,10 @@ class ClassifierService:
         )
 
     def _load_and_warm(self) -> GenreModel:
-        litert.use_threads(self.settings.threads_per_worker)
+        # A song alone gets every core; with more at once, each worker its share. Threads
+        # the operator set are kept as set.
+        alone = None if self.settings.worker_threads else litert.cpu_count()
+        litert.use_threads(self.settings.threads_per_worker, alone=alone)
         model = load_model(self._model_name, self.settings.models_dir)
         if self._warm_up:
             model.warm_up(self.settings.max_segments)
@@ -123,7 +126,7 @@ class ClassifierService:
         # The slot is held until the worker is really done, even when its caller stops waiting.
         self._in_flight += 1
         self._budgets.add(budget)
-        work.add_done_callback(lambda _: self._finished(budget))
+        work.add_done_callback(lambda done: self._finished(budget, done))
         try:
             result = await asyncio.wait_for(asyncio.shield(work), timeout=budget.remaining_s)
         except TimeoutError:
@@ -143,15 +146,18 @@ class ClassifierService:
         """In a worker thread: the pipeline, timed for the expected wait of later requests."""
         started = time.monotonic()
         try:
-            return classify_source(source, self.model, self.settings, budget)
+            with litert.request():
+                return classify_source(source, self.model, self.settings, budget)
         finally:
             took = time.monotonic() - started
             mean = self._mean_job_s
             self._mean_job_s = took if mean is None else mean + DURATION_WEIGHT * (took - mean)
 
-    def _finished(self, budget: RequestBudget) -> None:
+    def _finished(self, budget: RequestBudget, work: asyncio.Future[Classification]) -> None:
         self._in_flight -= 1
         self._budgets.discard(budget)
+        if not work.cancelled():
+            work.exception()  # seen here: its caller may have stopped waiting for it
 
     def _cache_key(self, source: Source) -> tuple[str, str] | None:
         if self.settings.cache_size == 0 or isinstance(source, Upload | Path):

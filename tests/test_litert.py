@@ -266,3 +266,20 @@ def test_a_long_filter_runs_as_a_short_one_over_blocks() -> None:
         ]
     ).ravel()
     np.testing.assert_allclose(got, expected[: outputs * block], atol=1e-12)
+
+
+def test_a_lone_request_gets_every_core_and_busy_workers_their_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("_threads", "_alone"):  # restored after the test
+        monkeypatch.setattr(litert, name, getattr(litert, name))
+    litert.use_threads(1, alone=2)
+    assert litert.threads() == 2
+    with litert.request():
+        assert litert.threads() == 2
+        with litert.request():
+            assert litert.threads() == 1
+        assert litert.threads() == 2
+    litert.use_threads(1)  # threads the operator set are kept whatever runs
+    with litert.request():
+        assert litert.threads() == 1
