@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
     settings = load_settings(allow_private_networks=True)
-    litert.use_threads(settings.threads_per_worker)  # as a worker of the bot's pool runs
+    # As the bot's pool runs a song that comes alone.
+    litert.use_threads(settings.threads_per_worker, alone=litert.cpu_count())
     model = load_model(args.model, settings.models_dir)
     model.warm_up(settings.max_segments)
     samples, origin = four_minutes()
@@ -92,10 +93,11 @@ def main() -> None:
                 for repeat in range(args.repeats):
                     served = f"/slowly/song.webm?seconds={seconds:.3f}&n={way}{repeat}"
                     began = time.perf_counter()
-                    if way == "streamed":
-                        classify_source(server.url(served), model, settings)
-                    else:
-                        download_then_decode(server.url(served), model, settings)
+                    with litert.request():
+                        if way == "streamed":
+                            classify_source(server.url(served), model, settings)
+                        else:
+                            download_then_decode(server.url(served), model, settings)
                     totals.append(time.perf_counter() - began)
                     after.append(server.seconds_since_last_write)
                 figures[way] = (seconds, statistics.median(after), statistics.median(totals))
