@@ -628,17 +628,8 @@ def fetch_audio(
     """Download the audio behind `url` for the duration of the block; the file and its
     folder are removed when the block ends, however it ends. Every byte read (pages and
     media) counts against `budget`, which also carries the request's deadline."""
-    url = url.strip() if isinstance(url, str) else url
-    budget = budget or download_budget(settings)
-    check_url(url, settings)
-    workdir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
-    with _live_lock:
-        _live_folders.add(workdir)
-    try:
+    with _download_folder(url, settings, budget) as (url, budget, workdir):
         yield _download(url, settings, workdir, budget)
-    finally:
-        budget.release()
-        _remove(workdir)
 
 
 @contextmanager
@@ -649,21 +640,36 @@ def stream_audio(
     block, and give what arrives to be read while it arrives (`StreamedDownload.reader`). The
     same guard and budget apply as in `fetch_audio`. A block left by an error stops the
     download; the file and its folder are removed when the block ends, however it ends."""
+    with _download_folder(url, settings, budget) as (url, budget, workdir):
+        download = StreamedDownload(url, settings, workdir, budget)
+        try:
+            yield download
+        except BaseException as error:
+            if isinstance(error, ScriabinError):
+                reason: ScriabinError = error
+            else:
+                reason = DownloadFailed(_GENERIC_FAILURE)
+            budget.stop(reason)  # shuts what the download is reading, so its thread ends now
+            raise
+        finally:
+            download.join()
+
+
+@contextmanager
+def _download_folder(
+    url: str, settings: Settings, budget: RequestBudget | None
+) -> Iterator[tuple[str, RequestBudget, Path]]:
+    """A checked link, its budget and a registered temporary folder, for one download; the
+    budget's alarm is released and the folder removed when the block ends."""
     url = url.strip() if isinstance(url, str) else url
     budget = budget or download_budget(settings)
     check_url(url, settings)
     workdir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
     with _live_lock:
         _live_folders.add(workdir)
-    download = StreamedDownload(url, settings, workdir, budget)
     try:
-        yield download
-    except BaseException as error:
-        reason = error if isinstance(error, ScriabinError) else DownloadFailed(_GENERIC_FAILURE)
-        budget.stop(reason)  # shuts what the download is reading, so its thread ends now
-        raise
+        yield url, budget, workdir
     finally:
-        download.join()
         budget.release()
         _remove(workdir)
 
