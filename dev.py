@@ -4,8 +4,10 @@
     python3 dev.py classify SOURCE...   any `scriabin` command (classify, bot, train, ...)
     python3 dev.py test [PYTEST ARGS]   lint with ruff, then run the test suite
 
-The first run creates `.venv/` beside this file and installs the project and its test tools
-into it; later runs reinstall only when pyproject.toml has changed.
+The first run creates `.venv/` beside this file and installs into it the project with
+everything: the test tools and the `train` extra (TensorFlow, Keras...: the suite trains small
+models); later runs reinstall only when pyproject.toml has changed. A serving install needs
+neither: `pip install .` (see the README).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def ensure_environment() -> None:
     print("Installing Scriabin and its dependencies into .venv…", file=sys.stderr)
     pip = [str(python_in_venv()), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "--quiet", "-e", f"{ROOT}[test]"], check=True)
+    subprocess.run([*pip, "install", "--quiet", "-e", f"{ROOT}[test,train]"], check=True)
     STAMP.write_text(wanted + "\n")
 
 

@@ -76,6 +76,12 @@ class UnknownModel(ScriabinError):
     code = "unknown_model"
 
 
+class MissingExtra(ScriabinError):
+    """This installation lacks an install extra the command needs (see classifier.extras)."""
+
+    code = "missing_extra"
+
+
 class TooSlow(ScriabinError):
     """The request ran past its overall deadline (a slow site, or too much to decode)."""
 

@@ -1,5 +1,7 @@
 """Cutting a track into fixed-length segments spread over the whole song, and the MFCCs of
-each segment. Every parameter comes from the model's card (`MfccParams.from_card`)."""
+each segment. Every parameter comes from the model's card (`MfccParams.from_card`).
+
+librosa (the `train` extra) is imported only by the MFCCs: segment_starts is on the serving path."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
-import librosa
 import numpy as np
 
 # Floor of the power spectrum before the log: -100 dB, far below 16-bit quantisation noise.
@@ -73,6 +74,8 @@ def cut_segments(audio: np.ndarray, starts: np.ndarray, segment_samples: int) ->
 
 @lru_cache(maxsize=8)
 def _mel_basis(params: MfccParams) -> np.ndarray:
+    import librosa
+
     return librosa.filters.mel(
         sr=params.sample_rate,
         n_fft=params.n_fft,
@@ -88,6 +91,8 @@ def mfcc_segments(segments: np.ndarray, params: MfccParams) -> np.ndarray:
     Each segment's features depend on that segment alone (no batch-wide dB reference), so a
     segment gives the same features in training, in a whole song and on its own.
     """
+    import librosa
+
     if len(segments) == 0:
         return np.zeros((0, params.frames, params.n_mfcc), dtype=np.float32)
     spectrum = np.abs(librosa.stft(segments, n_fft=params.n_fft, hop_length=params.hop_length))

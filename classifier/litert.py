@@ -38,10 +38,13 @@ def available() -> bool:
     try:
         import ai_edge_litert.interpreter  # noqa: F401
     except ImportError:
-        log.warning(
-            "LiteRT (ai-edge-litert) is not installed on this platform: the models are served "
-            "by TensorFlow/Keras instead, which take longer to load and more memory"
-        )
+        from .extras import missing_training_modules
+
+        if not missing_training_modules():
+            log.warning(
+                "LiteRT (ai-edge-litert) is not installed on this platform: the models are "
+                "served by TensorFlow/Keras instead, which take longer to load and more memory"
+            )
         return False
     return True
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import litert
+from . import extras, litert
 from .errors import UnknownModel
 
 # Model kinds and the class that runs each; imported only when a model of that kind loads.
@@ -165,8 +165,23 @@ def load_model(name: str | None, models_dir: Path) -> GenreModel:
     with _load_lock:
         if key not in _loaded:
             module_name, class_name = MODEL_KINDS[card.kind].split(":")
-            model_class = getattr(importlib.import_module(module_name), class_name)
-            _loaded[key] = model_class(card)
+            try:
+                model_class = getattr(importlib.import_module(module_name), class_name)
+                _loaded[key] = model_class(card)
+            except ModuleNotFoundError as error:
+                # A serving install has no TensorFlow: the kinds that run on Keras, and every
+                # kind where LiteRT has no wheel, need the `train` extra.
+                if litert.available():
+                    what = f"The model {card.name} (kind {card.kind}) runs on TensorFlow and"
+                else:
+                    what = (
+                        "LiteRT has no wheel for this platform, so the models run on TensorFlow"
+                        " here; that"
+                    )
+                missing = extras.explain_missing_module(error, what)
+                if missing is None:
+                    raise
+                raise missing from None
         return _loaded[key]
 
 

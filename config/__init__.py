@@ -21,7 +21,12 @@ from pydantic_settings import (
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULTS_FILE = CONFIG_DIR / "defaults.toml"
 PROJECT_ROOT = CONFIG_DIR.parent
-DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+# A built package (a wheel, `pip install .`, the Docker image) carries the models as the package
+# data `scriabin_models` beside `config`; a checkout, editable installs included, has models/.
+INSTALLED_MODELS_DIR = PROJECT_ROOT / "scriabin_models"
+DEFAULT_MODELS_DIR = (
+    INSTALLED_MODELS_DIR if INSTALLED_MODELS_DIR.is_dir() else PROJECT_ROOT / "models"
+)
 
 
 class Settings(BaseSettings):

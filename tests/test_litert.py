@@ -1,6 +1,7 @@
 """The bot serves its networks from LiteRT graphs converted from the Keras models: same outputs to
-float32 rounding, the same answers, and no TensorFlow or Keras loaded anywhere on the way from a
-song to its answer (classify, the bot, a worker). Keras still serves where LiteRT has no wheel."""
+float32 rounding, the same answers, and nothing of the `train` extra (TensorFlow, Keras, librosa,
+scikit-learn) loaded anywhere on the way from a song to its answer (classify, the bot, a
+worker). Keras still serves where LiteRT has no wheel."""
 
 from __future__ import annotations
 
@@ -37,12 +38,14 @@ BACKBONE_BOUNDS = {
 # Genre probabilities, per segment and per song: measured at most 8.8e-6 (segments) and 1.8e-6
 # (songs) for genre-fusion over the 100 gtzan-mini clips, 4.7e-6 for musicnn-genre.
 PROBABILITY_BOUND = 1e-4
-SERVING_CHECK = """
+# What only the `train` extra installs: the serving path must load none of it.
+TRAINING_ONLY = {"tensorflow", "keras", "librosa", "sklearn"}
+SERVING_CHECK = f"""
 import sys
 from bot.cli import main
 
 code = main(sys.argv[1:])
-loaded = sorted({name.split(".")[0] for name in sys.modules} & {"tensorflow", "keras"})
+loaded = sorted({{name.split(".")[0] for name in sys.modules}} & {TRAINING_ONLY!r})
 print("loaded:", loaded)
 sys.exit(code or (3 if loaded else 0))
 """
@@ -138,7 +141,7 @@ def test_every_gtzan_mini_clip_gets_the_same_top_genre_as_on_keras(
     assert largest <= PROBABILITY_BOUND
 
 
-def test_serving_path_loads_neither_tensorflow_nor_keras(tmp_path: Path) -> None:
+def test_serving_path_loads_nothing_of_the_training_extra(tmp_path: Path) -> None:
     audio = write_song(tmp_path / "song.wav", seconds=30, fmt="wav")
     environment = scriabin_environment(
         tmp_path, SCRIABIN_DATABASE_PATH=str(tmp_path / "scriabin.sqlite3")
@@ -163,7 +166,7 @@ def test_serving_path_loads_neither_tensorflow_nor_keras(tmp_path: Path) -> None
         assert "loaded: []" in done.stdout, command
 
 
-def test_a_worker_loads_neither_tensorflow_nor_keras(tmp_path: Path, redis_server) -> None:
+def test_a_worker_loads_nothing_of_the_training_extra(tmp_path: Path, redis_server) -> None:
     from tests.processes import start_workers, stop_workers
 
     imports = tmp_path / "imports.txt"
@@ -178,7 +181,7 @@ def test_a_worker_loads_neither_tensorflow_nor_keras(tmp_path: Path, redis_serve
         if line.startswith("import time:")
     }
     assert "ai_edge_litert" in modules and "classifier" in modules
-    assert not modules & {"tensorflow", "keras"}
+    assert not modules & TRAINING_ONLY
 
 
 def test_without_litert_the_keras_models_serve_and_the_log_says_so_once() -> None:
@@ -202,6 +205,49 @@ def test_without_litert_the_keras_models_serve_and_the_log_says_so_once() -> Non
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["EfficientAtBackbone", "MusicnnBackbone", "True", "(2,", "10)"]
     assert done.stderr.count("LiteRT (ai-edge-litert) is not installed") == 1
+
+
+@pytest.mark.parametrize(
+    ("blocked", "command", "said"),
+    [
+        # Where LiteRT has no wheel, a serving install has nothing to run the models on.
+        (
+            ("ai_edge_litert", *TRAINING_ONLY),
+            ["classify", "SONG"],
+            "LiteRT has no wheel for this platform, so the models run on TensorFlow here;",
+        ),
+        # Training always needs the extra.
+        ((*TRAINING_ONLY,), ["train", "DATA"], "Training, evaluation and conversion needs"),
+        ((*TRAINING_ONLY,), ["evaluate", "DATA"], "Training, evaluation and conversion needs"),
+    ],
+)
+def test_without_the_training_extra_the_error_names_it(
+    tmp_path: Path, blocked: tuple[str, ...], command: list[str], said: str
+) -> None:
+    song = write_song(tmp_path / "song", seconds=4, fmt="wav")
+    arguments = [
+        str(song) if word == "SONG" else str(tmp_path) if word == "DATA" else word
+        for word in command
+    ]
+    code = (
+        "import sys\n"
+        f"for name in {sorted(blocked)!r}:\n"
+        "    sys.modules[name] = None  # as in an install without them: importing fails\n"
+        "from bot.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        cwd=REPO,
+        env=scriabin_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith(f"scriabin: {said}"), done.stderr[-2000:]
+    assert "pip install 'scriabin[train]'" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_graph_serves_threads_at_once_with_the_answers_it_gives_one_at_a_time() -> None:
