@@ -42,8 +42,13 @@ async def classify_sources(
         # No warm-up: it would classify a song of noise first; the first source does its work.
         service = ClassifierService(settings, model, warm_up=False)
         await service.start()
-    except ScriabinError as error:
-        print(f"scriabin: {error}", file=sys.stderr)
+    except ScriabinError as error:  # a setup problem (an unknown model, a missing extra)
+        if as_json:  # every source still gets its line, with the error and its code
+            for source in sources:
+                out.write(json.dumps({"source": source, "error": str(error), "code": error.code}))
+                out.write("\n")
+        else:
+            print(f"scriabin: {error}", file=sys.stderr)
         return 2
     # Never more in flight than workers, so a long list waits its turn instead of being "busy".
     gate = asyncio.Semaphore(settings.workers)

@@ -45,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scriabin", description="Tells the music genre of a song from a link or a file."
     )
     parser.add_argument("--version", action="version", version=f"scriabin {package_version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show the log on stderr (-vv: with debugging detail)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     classify = commands.add_parser("classify", help="classify links or audio files")
@@ -135,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bad setting is the operator's to fix: say which, plainly
         print(f"scriabin: invalid settings: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings, verbose=args.verbose)
+    configure_logging(settings, args.verbose, service=runs_as_service(args, settings))
     handlers = {
         "classify": classify_command,
         "bot": bot_command,
@@ -147,13 +153,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": status_command,
     }
     try:
-        return handlers[args.command](args, settings)
+        code = handlers[args.command](args, settings)
+        sys.stdout.flush()  # here, where a reader that has left is caught below
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read our output has stopped (`scriabin models | head -1`): nothing to add.
+        # Later writes, and the flush at exit, go nowhere instead of failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, FileNotFoundError, ScriabinError) as error:
         # A wrong folder, kind, model or option: the operator's to fix, said in one line.
         print(f"scriabin: {error}", file=sys.stderr)
         return 2
+
+
+def runs_as_service(args: argparse.Namespace, settings: Settings) -> bool:
+    """Whether the command runs as a service or a long job (a chat bot, a worker, training),
+    whose log is its record, rather than at a terminal where someone reads its answers (the
+    console chat among them): the default log level of each (bot.logs)."""
+    if args.command == "bot":
+        return settings.discord_token is not None or settings.telegram_token is not None
+    return args.command in ("worker", "train", "evaluate")
 
 
 def classify_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -252,7 +274,9 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
     if not cards:
         print(f"no models in {settings.models_dir}")
         return 1
-    for rank, card in enumerate(cards):
+    # The one `classify` and the bot use: SCRIABIN_MODEL's, else the best measured.
+    chosen = settings.model or cards[0].name
+    for card in cards:
         headline = card.metrics.get("headline") or {}
         if card.headline_accuracy is None:
             figure = "not measured"
@@ -261,13 +285,19 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
                 f"accuracy {card.headline_accuracy:.3f} (n={headline.get('n')}, "
                 f"{headline.get('protocol', 'held-out clips')})"
             )
-        default = "  (default)" if rank == 0 else ""
+        default = "  (default)" if card.name == chosen else ""
         print(f"{card.name} {card.version} [{card.kind}]{default}")
         print(f"  {figure}")
         backbones = card.features.get("backbones") or []
         if backbones:
             names = "; ".join(DISPLAY_NAMES.get(name, name) for name in backbones)
             print(f"  pretrained backbones: {names}")
+    if chosen not in {card.name for card in cards}:
+        print(
+            f"scriabin: SCRIABIN_MODEL names {chosen!r}, which is not among these models",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

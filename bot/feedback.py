@@ -189,6 +189,8 @@ class FeedbackStore:
         """(link, genre, votes) for every linked song: the genre most people chose (ties: the
         one chosen first), and how many chose it. Songs only people said are "something
         else" are left out: there is no genre to learn from them."""
+        if not self.path.is_file():
+            return []  # reading is no reason to create the database
         with closing(self._connect()) as connection:
             rows = connection.execute(
                 "SELECT a.link, v.chosen FROM feedback_votes v"
@@ -215,6 +217,8 @@ class FeedbackStore:
 
     def agreement(self) -> list[GenreAgreement]:
         """Per predicted genre: answers with votes, votes, and votes that agreed."""
+        if not self.path.is_file():
+            return []
         with closing(self._connect()) as connection:
             rows = connection.execute(
                 "SELECT a.predicted, COUNT(DISTINCT a.key), COUNT(v.voter),"

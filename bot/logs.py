@@ -55,11 +55,20 @@ def secrets_of(settings: Settings) -> list[str]:
     return values
 
 
-def configure_logging(settings: Settings, verbose: bool = False) -> None:
-    """Log to stderr (stdout is for answers and JSON), scrubbed of the chat tokens."""
+def configure_logging(settings: Settings, verbosity: int = 0, service: bool = False) -> None:
+    """Log to stderr (stdout is for answers and JSON), scrubbed of the chat tokens.
+
+    The level: `verbosity` 1 (`-v`) shows INFO and 2 (`-vv`) DEBUG; else SCRIABIN_LOG_LEVEL;
+    else INFO for a `service` (a chat bot, a worker, training), whose log is its record, and
+    WARNING for a terminal command, whose reader wants the answer, not the machinery."""
     # TensorFlow's C++ start-up chatter is noise to users; set before TensorFlow is imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper(), logging.INFO)
+    if settings.log_level is not None:
+        level = getattr(logging, settings.log_level)
+    else:
+        level = logging.INFO if service else logging.WARNING
+    if verbosity:
+        level = min(level, logging.DEBUG if verbosity > 1 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretScrubber(secrets_of(settings)))

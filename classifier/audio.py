@@ -13,6 +13,7 @@ silent, so a 20-minute file costs about what its analysed minutes do.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import math
@@ -125,6 +126,8 @@ def decode_audio(
     hold up cannot be decoded again from its start: that raises NotAudio, and the caller may
     decode the finished download instead.
     """
+    if _is_empty(source):
+        raise NotAudio("That file is empty: there's no audio in it.")
     with _opened(source) as container:
         if not container.streams.audio:
             raise NotAudio("There's no sound in that file.")
@@ -157,6 +160,17 @@ def decode_audio(
     return samples
 
 
+def _is_empty(source: Path | bytes | BinaryIO) -> bool:
+    if isinstance(source, bytes):
+        return not source
+    if isinstance(source, Path):
+        try:
+            return source.stat().st_size == 0
+        except OSError:
+            return False  # opening it says what is wrong
+    return False
+
+
 def _can_seek(source: Path | bytes | BinaryIO) -> bool:
     seekable = getattr(source, "seekable", None)
     return seekable is None or bool(seekable())
@@ -174,7 +188,10 @@ def _opened(source: Path | bytes | BinaryIO) -> Iterator[av.container.InputConta
     try:
         try:
             container = av.open(
-                file, mode="r", metadata_errors="ignore", container_options=CONTAINER_OPTIONS
+                _FFmpegInput(file),
+                mode="r",
+                metadata_errors="ignore",
+                container_options=CONTAINER_OPTIONS,
             )
         except (av.FFmpegError, UnicodeDecodeError, ValueError, IndexError, OSError) as error:
             log.debug("cannot open media: %s", error)
@@ -184,6 +201,30 @@ def _opened(source: Path | bytes | BinaryIO) -> Iterator[av.container.InputConta
     finally:
         if file is not source:
             file.close()
+
+
+class _FFmpegInput:
+    """A file object as FFmpeg should see it: the same reads, and seeks that fail by their
+    result. Probing a short or damaged file, FFmpeg seeks before its start (an MP3's ID3v1 tag
+    sits 128 bytes before the end); the file raises, and PyAV, holding one such error already,
+    prints the second one's traceback straight to stderr. A negative result is FFmpeg's own
+    way of saying a seek failed, and it carries on from there."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        # Bound once: PyAV calls these for every buffer it fills.
+        self.read = file.read
+        self.tell = file.tell
+        if hasattr(file, "seekable"):
+            self.seekable = file.seekable
+        if hasattr(file, "readable"):
+            self.readable = file.readable
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return self._file.seek(offset, whence)
+        except (OSError, ValueError):
+            return -errno.EINVAL
 
 
 def _refuse_absurd(rate: int | None, channels: int | None) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,11 +32,17 @@ _threads: int | None = None
 _alone: int | None = None
 _running = 0  # requests running now, counted by `request()`
 _running_lock = threading.Lock()
+# Whether this process has allocated an interpreter yet: the first allocation starts the
+# runtime's CPU kernels (XNNPACK), which prints an INFO line straight to the stderr file.
+_runtime_started = False
+_runtime_lock = threading.Lock()
+RUNTIME_INFO_PREFIX = b"INFO: "
 
 
 @functools.cache
 def available() -> bool:
-    """Whether LiteRT can serve here; said once in the log when it cannot."""
+    """Whether LiteRT can serve here; said once in the log when it cannot and Keras serves
+    instead (without the `train` extra, loading a model says what to install)."""
     try:
         import ai_edge_litert.interpreter  # noqa: F401
     except ImportError:
@@ -147,9 +155,54 @@ class _Interpreter:
     def run(self, batch: np.ndarray) -> dict[str, Any]:
         if batch.shape != self.shape:
             self.interpreter.resize_tensor_input(self.input, batch.shape)
-            self.interpreter.allocate_tensors()
+            _allocate(self.interpreter)
             self.shape = batch.shape
         self.interpreter.set_tensor(self.input, batch)
         self.interpreter.invoke()
         # get_tensor copies, so the interpreter may serve another call at once.
         return {name: self.interpreter.get_tensor(index) for name, index in self.outputs.items()}
+
+
+def _allocate(interpreter: Any) -> None:
+    """allocate_tensors(); the process's first with the runtime's start-up chatter caught."""
+    global _runtime_started
+    if not _runtime_started:
+        with _runtime_lock:
+            if not _runtime_started:
+                with _runtime_info_to_log():
+                    interpreter.allocate_tensors()
+                _runtime_started = True
+                return
+    interpreter.allocate_tensors()
+
+
+@contextmanager
+def _runtime_info_to_log() -> Iterator[None]:
+    """While the block runs, what is written to the stderr file goes to a temporary file; then
+    the runtime's INFO lines ("Created TensorFlow Lite XNNPACK delegate for CPU.") go to the
+    debug log and everything else back to stderr as it was. LiteRT's C++ logger prints them
+    with fprintf whatever TF_CPP_MIN_LOG_LEVEL says, and offers no setting to stop it."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no stderr to redirect: nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            written = caught.read()
+    kept = []
+    for line in written.splitlines(keepends=True):
+        if line.startswith(RUNTIME_INFO_PREFIX):
+            text = line[len(RUNTIME_INFO_PREFIX) :].decode(errors="replace").strip()
+            log.debug("LiteRT: %s", text)
+        else:
+            kept.append(line)
+    if kept:
+        os.write(2, b"".join(kept))

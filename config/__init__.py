@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -27,6 +27,17 @@ INSTALLED_MODELS_DIR = PROJECT_ROOT / "scriabin_models"
 DEFAULT_MODELS_DIR = (
     INSTALLED_MODELS_DIR if INSTALLED_MODELS_DIR.is_dir() else PROJECT_ROOT / "models"
 )
+DATABASE_NAME = "scriabin.sqlite3"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def default_data_dir() -> Path:
+    """Where Scriabin keeps its own files unless SCRIABIN_DATA_DIR says otherwise: the user's
+    data folder (~/.local/share/scriabin, or $XDG_DATA_HOME/scriabin, on Linux), never the
+    working directory."""
+    import platformdirs
+
+    return platformdirs.user_data_path("scriabin", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -137,8 +148,16 @@ class Settings(BaseSettings):
         ),
         description="Secret Telegram sends with every webhook post; empty: a new one per start",
     )
-    database_path: Path = Field(description="SQLite file for per-server bot preferences")
-    log_level: str = Field(description="Logging level")
+    data_dir: Path = Field(
+        description="Folder of Scriabin's own files (the SQLite database); empty: the user's"
+    )
+    database_path: Path = Field(
+        description="SQLite file for per-server bot preferences and feedback; empty: in data_dir"
+    )
+    log_level: str | None = Field(
+        None,
+        description="Logging level; empty: WARNING for terminal commands, INFO for services",
+    )
 
     @field_validator(
         "model",
@@ -146,11 +165,31 @@ class Settings(BaseSettings):
         "broker_url",
         "telegram_webhook_url",
         "telegram_webhook_secret",
+        "log_level",
         mode="before",
     )
     @classmethod
     def _empty_means_default(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _files_in_data_dir(cls, values: object) -> object:
+        # Empty paths mean the defaults, which depend on the user: found here, not in the file.
+        if isinstance(values, dict):
+            values = dict(values)
+            if not values.get("data_dir"):
+                values["data_dir"] = default_data_dir()
+            if not values.get("database_path"):
+                values["database_path"] = Path(values["data_dir"]) / DATABASE_NAME
+        return values
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(LOG_LEVELS)}, or leave it empty")
+        return None if value is None else value.upper()
 
     @field_validator("telegram_webhook_secret")
     @classmethod

@@ -57,6 +57,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     for name in list(os.environ):
         if name.startswith("SCRIABIN_") or name in ("DISCORD_TOKEN", "TELEGRAM_TOKEN"):
             monkeypatch.delenv(name)
+    # Nor writes to the developer's own data folder (the default SQLite file lives there).
+    monkeypatch.setenv("SCRIABIN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
 
 

@@ -20,10 +20,13 @@ TRICKLE = "drip?type=audio/mpeg&every=0.001&length=1000000"
 
 def scriabin_environment(temp: Path, **variables: str) -> dict[str, str]:
     """This process's environment without SCRIABIN_* settings, plus `variables`, private
-    addresses allowed (the test servers) and TMPDIR set to `temp`."""
+    addresses allowed (the test servers), TMPDIR set to `temp` and the data folder in it."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SCRIABIN_")}
     environment.update(
-        SCRIABIN_ALLOW_PRIVATE_NETWORKS="1", TMPDIR=str(temp), TF_CPP_MIN_LOG_LEVEL="3"
+        SCRIABIN_ALLOW_PRIVATE_NETWORKS="1",
+        SCRIABIN_DATA_DIR=str(temp / "data"),
+        TMPDIR=str(temp),
+        TF_CPP_MIN_LOG_LEVEL="3",
     )
     environment.update(variables)
     return environment

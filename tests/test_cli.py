@@ -11,6 +11,7 @@ import pytest
 
 from bot.cli import main
 from tests.audio_fixtures import write_song
+from tests.processes import scriabin_environment
 
 pytest_plugins = ["tests.http_server"]
 
@@ -98,3 +99,94 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
     path = write_song(tmp_path / "song", seconds=4, fmt="wav")
     assert main(["classify", "--model", "no-such-model", str(path)]) == 2
     assert "no model called 'no-such-model'" in capsys.readouterr().err
+
+
+def _scriabin(
+    *arguments: str, cwd: Path, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed `scriabin` command, run as a user runs it."""
+    scriabin = Path(sys.executable).with_name("scriabin")
+    return subprocess.run(
+        [str(scriabin), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _user_environment(tmp_path: Path) -> dict[str, str]:
+    """A user's environment: no SCRIABIN_* settings and no TF_CPP_MIN_LOG_LEVEL (the LiteRT
+    runtime prints its start-up line whatever that says); the data folder in `tmp_path`."""
+    environment = scriabin_environment(tmp_path)
+    del environment["TF_CPP_MIN_LOG_LEVEL"], environment["SCRIABIN_ALLOW_PRIVATE_NETWORKS"]
+    return environment
+
+
+def test_classify_prints_the_answer_and_nothing_on_stderr(tmp_path: Path) -> None:
+    song = write_song(tmp_path / "song", seconds=6, fmt="wav")
+    quiet = _scriabin("classify", str(song), cwd=tmp_path, environment=_user_environment(tmp_path))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.startswith("🎵 song.wav\n") and quiet.stdout.count("%") == 3
+    assert quiet.stderr == ""
+    # -v shows the log (the runtime's start-up line among it with -vv).
+    told = _scriabin(
+        "-vv", "classify", str(song), cwd=tmp_path, environment=_user_environment(tmp_path)
+    )
+    assert told.stdout == quiet.stdout
+    assert "INFO classifier.service: classifier ready" in told.stderr
+    assert "DEBUG classifier.litert: LiteRT: Created TensorFlow Lite XNNPACK" in told.stderr
+    assert "\nINFO: Created" not in "\n" + told.stderr  # not printed raw by the runtime
+    assert [path.name for path in tmp_path.iterdir()] == ["song.wav"]  # nothing left here
+
+
+def test_an_unknown_model_still_gives_each_source_its_json_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_song(tmp_path / "song", seconds=4, fmt="wav")
+    assert main(["classify", "--json", "--model", "nope", str(path), "https://x.example/"]) == 2
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["source"] for line in lines] == [str(path), "https://x.example/"]
+    assert {line["code"] for line in lines} == {"unknown_model"}
+    assert "no model called 'nope'" in lines[0]["error"]
+
+
+def test_models_marks_the_model_the_settings_choose(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SCRIABIN_MODEL", "musicnn-genre")
+    assert main(["models"]) == 0
+    defaults = [line for line in capsys.readouterr().out.splitlines() if "(default)" in line]
+    assert len(defaults) == 1 and defaults[0].startswith("musicnn-genre ")
+    monkeypatch.setenv("SCRIABIN_MODEL", "nope")
+    assert main(["models"]) == 2
+    listing = capsys.readouterr()
+    assert "(default)" not in listing.out
+    assert "SCRIABIN_MODEL names 'nope', which is not among these models" in listing.err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    scriabin = Path(sys.executable).with_name("scriabin")
+    reading = subprocess.Popen(
+        [str(scriabin), "models"],
+        cwd=tmp_path,
+        env=scriabin_environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reading.stdout is not None and reading.stderr is not None
+    reading.stdout.close()  # as `| head -0` would, before `scriabin` writes its first line
+    errors = reading.stderr.read().decode()
+    assert reading.wait(timeout=120) == 1
+    assert errors == ""
+
+
+def test_feedback_stats_creates_no_file_anywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["feedback", "stats"]) == 0
+    assert main(["feedback", "export"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["no feedback yet", "link,genre,votes"]
+    assert sorted(tmp_path.rglob("*")) == before

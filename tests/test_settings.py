@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from config import PROJECT_ROOT, Settings, load_settings
+from config import PROJECT_ROOT, Settings, default_data_dir, load_settings
 
 
 def test_defaults_come_from_the_defaults_file() -> None:
@@ -59,3 +60,29 @@ def test_webhook_settings_telegram_would_refuse_are_settings_errors() -> None:
         telegram_webhook_url="https://bot.example.com/t", telegram_webhook_secret=""
     )
     assert good.telegram_webhook_secret is None  # empty: a new one per start
+
+
+def test_the_database_lives_in_the_data_folder_never_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SCRIABIN_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    settings = load_settings()
+    assert settings.data_dir == default_data_dir()
+    if sys.platform.startswith("linux"):
+        assert settings.data_dir == tmp_path / "xdg" / "scriabin"
+    assert settings.database_path == settings.data_dir / "scriabin.sqlite3"
+    assert settings.database_path.is_absolute()
+    monkeypatch.setenv("SCRIABIN_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert load_settings().database_path == tmp_path / "elsewhere" / "scriabin.sqlite3"
+    monkeypatch.setenv("SCRIABIN_DATABASE_PATH", str(tmp_path / "bot.db"))
+    assert load_settings().database_path == tmp_path / "bot.db"
+
+
+def test_a_log_level_must_be_a_real_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().log_level is None  # WARNING at a terminal, INFO for services
+    monkeypatch.setenv("SCRIABIN_LOG_LEVEL", "debug")
+    assert load_settings().log_level == "DEBUG"
+    monkeypatch.setenv("SCRIABIN_LOG_LEVEL", "loud")
+    with pytest.raises(ValidationError, match="DEBUG, INFO, WARNING"):
+        load_settings()
