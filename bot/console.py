@@ -4,6 +4,8 @@ exactly as the chat bots do, so Scriabin can be tried with nothing set up."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import shlex
 import sys
 import threading
@@ -23,11 +25,13 @@ GREETING = (
 )
 CONSOLE_HELP = HELP_TEXT + "\nHere, paste a link or a file path. /quit leaves."
 NOT_UNDERSTOOD = "Send me a link or the path of an audio file (/help for help)."
+FILE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}")
 
 
 def parse_source(line: str) -> str | Path | None:
     """A link anywhere in the line, else the line as a file path (quotes from drag-and-drop
-    removed); None when it is neither."""
+    removed) if that file exists or the line looks like one (so a mistyped path is answered
+    "I can't find a file called ..."); None when it is neither."""
     link = first_link(line)
     if link:
         return link
@@ -40,7 +44,15 @@ def parse_source(line: str) -> str | Path | None:
     if is_url(candidate):
         return candidate  # a non-web scheme: the service refuses it with a clear reason
     path = Path(candidate).expanduser()
-    return path if candidate and path.exists() else None
+    return path if candidate and (path.exists() or looks_like_path(candidate)) else None
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether someone meant `text` as a file: it has a folder in it, starts like a path
+    (`~`, `.`), or ends in a file suffix such as `.mp3`."""
+    if "/" in text or os.sep in text or text.startswith(("~", ".")):
+        return True
+    return FILE_SUFFIX.fullmatch(Path(text).suffix) is not None
 
 
 class ConsoleAdapter:

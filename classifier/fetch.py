@@ -25,6 +25,7 @@ from .errors import (
     DownloadFailed,
     LiveStream,
     MediaUnavailable,
+    NotAudio,
     PlaylistOnly,
     ScriabinError,
     TooLarge,
@@ -175,10 +176,12 @@ _ERROR_RULES: tuple[tuple[re.Pattern[str], type[ScriabinError], str], ...] = tup
             "The site took too long to answer; try again later.",
         ),
         (
+            # The link's own name was looked up before yt-dlp began (netguard.check_url): this
+            # is another server it leads to, or the lookup failing on our side.
             r"name or service not known|nodename nor servname|getaddrinfo failed"
             r"|name resolution|no address associated",
             DownloadFailed,
-            "I couldn't find that site; check the link for typos.",
+            "I couldn't look up the address of a server that link needs; try again later.",
         ),
         (
             r"certificate verify failed|\bssl\b|sslerror",
@@ -186,8 +189,24 @@ _ERROR_RULES: tuple[tuple[re.Pattern[str], type[ScriabinError], str], ...] = tup
             "I couldn't make a secure connection to that site.",
         ),
         (
-            r"connection refused|connection reset|remote end closed|connection aborted"
-            r"|content too short|did not get any data blocks|incomplete read",
+            # yt-dlp's words for a response whose body ended before its first byte.
+            r"did not get any data blocks",
+            NotAudio,
+            "That link leads to an empty file: there's no audio in it.",
+        ),
+        (
+            r"connection refused",
+            DownloadFailed,
+            "Nothing answered at that site's address: it may be down. Try again later.",
+        ),
+        (
+            r"network is unreachable|no route to host|host is unreachable",
+            DownloadFailed,
+            "I couldn't reach that site from here; try again later.",
+        ),
+        (
+            r"connection reset|remote end closed|connection aborted|content too short"
+            r"|incomplete read",
             DownloadFailed,
             "The connection to the site broke off; try again later.",
         ),

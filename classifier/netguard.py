@@ -26,6 +26,14 @@ WEB_SCHEMES = frozenset({"http", "https"})
 UNSAFE_ADDRESS_TEXT = (
     "That link leads to a private or local network address, which I'm not allowed to fetch."
 )
+NO_SUCH_SITE = "I couldn't find that site; check the link for typos."
+NO_LOOKUPS = (
+    "I can't look up any site's address right now: the network is failing on my side, "
+    "not your link. Try again later."
+)
+# A name that resolves wherever name lookups work (IANA keeps it for examples): asked only when
+# a link's name was not found, to tell a mistyped link from a machine that cannot look up any.
+LOOKUP_PROBE = "example.com"
 
 # IPv6 ranges that carry an IPv4 address in their low 32 bits (RFC 6052 NAT64, RFC 8215 local
 # NAT64, deprecated IPv4-compatible addresses); `ipaddress` does not unwrap these by itself.
@@ -167,15 +175,26 @@ def _resolve(host: str, port: int) -> list[tuple[Any, ...]]:
         raise InvalidSource("That doesn't look like a valid web address.") from None
     except socket.gaierror as error:
         not_found = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-        if error.errno in not_found:
-            raise InvalidSource("I couldn't find that site; check the link for typos.") from None
+        if error.errno in not_found and _lookups_work(resolve):
+            raise InvalidSource(NO_SUCH_SITE) from None
         log.info("name lookup failed for %s: %s", host, error)
+        if error.errno in not_found:
+            raise DownloadFailed(NO_LOOKUPS) from None
         raise DownloadFailed(
             "I couldn't look up that site just now; try again in a moment."
         ) from None
     if not results:
-        raise InvalidSource("I couldn't find that site; check the link for typos.")
+        raise InvalidSource(NO_SUCH_SITE)
     return results
+
+
+def _lookups_work(resolve: Callable[..., list[tuple[Any, ...]]]) -> bool:
+    """Whether this machine can look names up at all: a resolver that is down, or absent,
+    can answer "no such name" for every name, and then a link is not to blame."""
+    try:
+        return bool(resolve(LOOKUP_PROBE, 443, type=socket.SOCK_STREAM))
+    except (OSError, UnicodeError):  # socket.gaierror is an OSError
+        return False
 
 
 def check_url(url: str, settings: Settings) -> None:

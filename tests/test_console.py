@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
+
+import pytest
 
 from bot.console import ConsoleAdapter, parse_source
 from bot.core import GenreBot
@@ -46,3 +49,22 @@ def test_parse_source(tmp_path: Path) -> None:
     assert parse_source(f"'{song}'") == song
     assert parse_source(str(song)) == song
     assert parse_source("just words") is None
+    assert parse_source("hello?") is None
+    # Mistyped paths are still paths, answered "I can't find a file called ...".
+    assert parse_source("~/Music/sogn.mp3") == Path("~/Music/sogn.mp3").expanduser()
+    assert parse_source("sogn.flac") == Path("sogn.flac")
+    assert parse_source("./sogn") == Path("sogn")
+
+
+async def test_refusals_are_answered_in_the_console_not_logged_into_it(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    not_audio = tmp_path / "notes.mp3"
+    not_audio.write_text("shopping list")
+    stdout = io.StringIO()
+    caplog.set_level(logging.DEBUG)
+    async with ClassifierService(settings) as service:
+        bot = GenreBot(service, cooldown_s=0, local_files=True)
+        await ConsoleAdapter(bot, io.StringIO(f"{not_audio}\n/quit\n"), stdout).run()
+    assert "⚠ That doesn't look like an audio or video file I can read." in stdout.getvalue()
+    assert not [record for record in caplog.records if "refused" in record.getMessage()]

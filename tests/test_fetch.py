@@ -19,6 +19,7 @@ from classifier.errors import (
     InvalidSource,
     LiveStream,
     MediaUnavailable,
+    NotAudio,
     PlaylistOnly,
     ScriabinError,
     TooLarge,
@@ -546,16 +547,29 @@ def test_login_walls_are_explained() -> None:
             "too long",
         ),
         (
+            # The link's own name resolved before yt-dlp began: not a typo in the link.
             "ERROR: [generic] x: Unable to download webpage: [Errno -2] Name or service not known",
             DownloadFailed,
-            "couldn't find that site",
+            "couldn't look up the address of a server",
         ),
         (
             "ERROR: [download] Got error: [Errno 111] Connection refused. "
             "Giving up after 2 retries",
             DownloadFailed,
+            "Nothing answered",
+        ),
+        (
+            "ERROR: [generic] x: Unable to download webpage: <urlopen error [Errno 101] Network "
+            "is unreachable>",
+            DownloadFailed,
+            "couldn't reach that site",
+        ),
+        (
+            "ERROR: [download] Got error: Connection reset by peer. Giving up after 2 retries",
+            DownloadFailed,
             "broke off",
         ),
+        ("ERROR: Did not get any data blocks", NotAudio, "empty file"),
         (
             "[download] File is larger than max-filesize (123456 bytes > 1000 bytes). Aborting.",
             TooLarge,

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from classifier.errors import InvalidSource, UnsafeAddress
+from classifier import netguard
+from classifier.errors import DownloadFailed, InvalidSource, UnsafeAddress
 from classifier.netguard import (
+    LOOKUP_PROBE,
+    NO_LOOKUPS,
     AddressRefused,
     address_allowed,
     check_url,
@@ -111,9 +114,36 @@ def test_links_that_are_not_plain_web_addresses_are_invalid(url: str) -> None:
     assert "Traceback" not in message
 
 
-def test_a_name_that_does_not_resolve_is_explained() -> None:
-    with pytest.raises(InvalidSource, match="couldn't find that site"):
+def _resolver_knowing(*names: str):
+    """A stand-in for the system resolver (DNS cannot be arranged here): `names` resolve to
+    a public address, every other name is "not known", as a real resolver says it."""
+
+    def resolve(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        if host in names:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    return resolve
+
+
+def test_a_name_that_does_not_resolve_is_explained_as_a_typo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(netguard, "_unguarded_getaddrinfo", _resolver_knowing(LOOKUP_PROBE))
+    with pytest.raises(InvalidSource, match="couldn't find that site; check the link for typos"):
         check_url("https://no-such-host.invalid/song.mp3", STRICT)
+
+
+def test_when_no_name_resolves_the_network_is_blamed_not_the_link(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A machine without working DNS: its resolver says "not known" for every name, YouTube's
+    # included, so "check the link for typos" would send the user after a mistake not made.
+    monkeypatch.setattr(netguard, "_unguarded_getaddrinfo", _resolver_knowing())
+    with pytest.raises(DownloadFailed) as failed:
+        check_url("https://www.youtube.com/watch?v=dQw4w9WgXcQ", STRICT)
+    assert str(failed.value) == NO_LOOKUPS
+    assert "typo" not in str(failed.value)
 
 
 def test_private_addresses_pass_when_private_networks_are_allowed(
