@@ -7,16 +7,21 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from classifier.errors import ScriabinError
 from config import PROJECT_ROOT, Settings, load_settings
 
 from .logs import configure_logging
+
+if TYPE_CHECKING:
+    from classifier.shared import SharedState
 
 log = logging.getLogger("scriabin")
 
@@ -100,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="run a classifier worker for SCRIABIN_BROKER_URL (Celery on Redis)"
     )
     worker.add_argument("--model", help="model name (default: the best measured one)")
-    commands.add_parser("status", help="queue, workers and cache of the scaled-out bot")
+    status = commands.add_parser("status", help="queue, workers and cache of the scaled-out bot")
+    status.add_argument(
+        "--worker-here",
+        action="store_true",
+        help="print nothing; exit 0 if a worker on this host is alive, else 1 (health checks)",
+    )
 
     feedback = commands.add_parser("feedback", help="what chat users said about the answers")
     what = feedback.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -323,6 +333,8 @@ def worker_command(args: argparse.Namespace, settings: Settings) -> int:
 def status_command(args: argparse.Namespace, settings: Settings) -> int:
     from classifier.shared import SharedState
 
+    if args.worker_here:
+        return 0 if settings.broker_url and worker_here(SharedState(settings.broker_url)) else 1
     if not settings.broker_url:
         print("in-process classifier (SCRIABIN_BROKER_URL is not set): nothing shared to show")
         return 0
@@ -347,6 +359,16 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         f"{counters['jobs_done']} done; {counters['busy']} 'busy' answer(s)"
     )
     return 0
+
+
+def worker_here(state: SharedState) -> bool:
+    """Whether a worker process of this host has sent its heartbeat lately (workers are named
+    `<host>-<pid>`); a Redis that cannot be reached counts as no."""
+    prefix = f"{socket.gethostname()}-"
+    try:
+        return any(name.startswith(prefix) for name in state.workers())
+    except ScriabinError:
+        return False
 
 
 def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
