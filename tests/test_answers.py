@@ -4,8 +4,11 @@ feedback people give, down to retraining on their corrections."""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 import json
 import struct
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +85,57 @@ async def test_a_chart_that_cannot_be_drawn_leaves_the_answer_alone(
     monkeypatch.setattr(chart, "render_chart", broken)
     assert await chart.chart_of(classification([("rock", 0.9)] * 4)) is None
     assert await chart.chart_of(None) is None
+
+
+def title_width(image: bytes) -> int:
+    """How far right the chart's title reaches, in pixels (0: nothing drawn there)."""
+    from matplotlib import image as mpimg
+
+    pixels = mpimg.imread(io.BytesIO(image), format="png")[6:40, :, :3]
+    background = np.array([int(chart.BACKGROUND[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    drawn = np.abs(pixels - background).max(axis=(0, 2)) > 0.15
+    return int(np.nonzero(drawn)[0].max()) if drawn.any() else 0
+
+
+def titled(title: str) -> Classification:
+    return dataclasses.replace(classification([("rock", 0.8)] * 10), title=title)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "$uicideboy$",
+        "${{{$ and $}}}$",
+        "$x^x^x^x^x^x^x^x^x^x^x^x^x^x^x^x$",
+        r"\genfrac",
+        r"$\genfrac{}{}{}{}{}$",
+        "lone \ud800 surrogate",
+        "日本語のタイトル",
+        "🎵 tabs\tand\nlines\x00",
+    ],
+)
+def test_a_title_is_drawn_as_plain_text_whatever_it_holds(title: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a glyph the font lacks would only warn
+        image = chart.render_chart(titled(title))
+    assert png_size(image) == (640, 320)
+    assert title_width(image) > 20
+
+
+def test_dollars_in_a_title_are_drawn_not_read_as_math() -> None:
+    plain = title_width(chart.render_chart(titled("uicideboy")))
+    dollars = title_width(chart.render_chart(titled("$uicideboy$")))
+    assert dollars > plain + 10  # both dollar signs are there, not an italic formula
+
+
+def test_characters_the_chart_cannot_draw_are_replaced_never_dropped() -> None:
+    assert chart.chart_title("a\ud800b") == "a\ufffdb"
+    assert chart.chart_title("\ud83c\udfb5") == "\ufffd"  # a pair: one emoji, not in the font
+    assert chart.chart_title("日本") == "\ufffd\ufffd"
+    assert chart.chart_title("one\ntwo\u200d") == "one two"
+    assert chart.chart_title("$x^2$") == "$x^2$"
+    assert chart.chart_title("\x00\n ") == "Your song"
+    assert len(chart.chart_title("x" * 100)) == chart.TITLE_LENGTH
 
 
 def test_the_timeline_is_put_in_words_only_when_the_song_clearly_changes() -> None:
