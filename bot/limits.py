@@ -1,6 +1,7 @@
 """Per-user limits shared by every adapter: a cooldown between requests and one job at a time.
 In one process they live in memory (UserLimits); across bot processes, in Redis
-(SharedUserLimits), behind the same async interface."""
+(SharedUserLimits), behind the same async interface. Button presses have their own pace
+(PressLimits)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,39 @@ class UserLimits:
             expired = [u for u, t in self._last_start.items() if now - t >= self.cooldown_s]
             for user in expired:
                 del self._last_start[user]
+
+
+class PressLimits:
+    """How fast one person may press answer buttons: a burst of `burst` presses, then one every
+    `every_s` seconds. Presses beyond it are dropped, so that a flood from one person costs a
+    short answer each and nothing else. Kept in memory: each bot process paces the presses it
+    receives."""
+
+    def __init__(
+        self,
+        burst: int = 6,
+        every_s: float = 1.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst = burst
+        self.every_s = every_s
+        self._clock = clock
+        self._allowance: dict[str, tuple[float, float]] = {}  # user -> (presses left, when)
+
+    def allow(self, user: str) -> bool:
+        """Whether `user` may press now (taking one press if so)."""
+        now = self._clock()
+        left, since = self._allowance.get(user, (float(self.burst), now))
+        left = min(float(self.burst), left + (now - since) / self.every_s)
+        allowed = left >= 1
+        self._allowance[user] = (left - 1 if allowed else left, now)
+        if len(self._allowance) > 4096:
+            # Whoever has their whole burst back is remembered no longer.
+            full = self.burst * self.every_s
+            for name, (_, when) in list(self._allowance.items()):
+                if now - when >= full:
+                    del self._allowance[name]
+        return allowed
 
 
 class SharedUserLimits:

@@ -20,8 +20,8 @@ from config import Settings, load_settings
 
 from .errors import DownloadFailed, ScriabinError
 from .pipeline import classify_source
-from .results import Classification, Source, Upload
-from .shared import QUEUE, SharedState, media_key
+from .shared import QUEUE, SharedState
+from .sources import Source, shareable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ TASK = "scriabin.classify"
 MAX_ATTEMPTS = 2  # the first try, and one more after a worker died during it
 HEARTBEAT_EVERY_S = 5.0
 GAVE_UP = "I couldn't finish listening to that one. Please try again later."
+UPLOAD_DROPPED = "I lost that upload before I could listen to it. Please send it again."
 
 
 def celery_app(settings: Settings) -> Any:
@@ -61,11 +62,12 @@ def celery_app(settings: Settings) -> Any:
 
 
 def job_for(source: Source, key: str, upload_key: str | None = None) -> dict[str, Any]:
-    """The JSON a worker receives: what to classify, and the cache key of the answer."""
+    """The JSON a worker receives: the song (its identity parsed once, by the bot), where an
+    upload's bytes wait, and the cache key of the answer."""
+    job: dict[str, Any] = {"key": key, "source": source.as_job()}
     if upload_key is not None:
-        name = source.filename if isinstance(source, Upload) else str(source)
-        return {"key": key, "upload": upload_key, "filename": name}
-    return {"key": key, "link": str(source)}
+        job["upload"] = upload_key
+    return job
 
 
 class _Worker:
@@ -113,15 +115,12 @@ def _classify_job(task: Any, job: dict[str, Any]) -> dict[str, Any]:
         return {"error": GAVE_UP, "code": "internal"}
     here.state.running(job_id, here.name, 2 * here.settings.request_timeout_s)
     try:
+        data = None
         if "upload" in job:
             data = here.state.upload(job["upload"])
             if data is None:
-                raise DownloadFailed(
-                    "That upload expired before I could listen to it; send it again."
-                )
-            source: Source = Upload(data, job["filename"])
-        else:
-            source = job["link"]
+                raise DownloadFailed(UPLOAD_DROPPED)
+        source = Source.from_job(job["source"], data)
         result = classify_source(source, here.model, here.settings)
     except ScriabinError as error:
         outcome: dict[str, Any] = {"error": str(error), "code": error.code}
@@ -129,25 +128,15 @@ def _classify_job(task: Any, job: dict[str, Any]) -> dict[str, Any]:
         log.exception("job %s failed", job_id)
         outcome = {"error": GAVE_UP, "code": "internal"}
     else:
-        outcome = {"result": result.as_json()}
-        card = here.model.card
-        keys = [job["key"]]
-        if result.media_id:
-            keys.append(media_key(card.name, card.version, result.media_id))
-        here.state.remember(keys, outcome["result"], here.settings.cache_ttl_s)
+        # Cached under the key the bot asked for only: what the page claimed to be is no key.
+        outcome = {"result": shareable(result, source)}
+        here.state.remember([job["key"]], outcome["result"], here.settings.cache_ttl_s)
     here.state.release(job["key"], job_id)
     if "upload" in job:
         here.state.drop_upload(job["upload"])
     here.state.done(job_id)
     here.state.finished(time.monotonic() - started)
     return outcome
-
-
-def classification_of(outcome: dict[str, Any]) -> Classification:
-    """A worker's outcome as the service's answer, or the error it stands for."""
-    if "result" in outcome:
-        return Classification.from_json(outcome["result"])
-    raise error_for(outcome.get("code", "internal"), outcome.get("error", GAVE_UP))
 
 
 def error_for(code: str, text: str) -> ScriabinError:

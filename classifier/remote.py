@@ -14,20 +14,18 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from config import Settings
 
 from .budget import TOO_SLOW
-from .errors import Busy, InvalidSource, ShuttingDown, TooLarge, TooSlow
-from .fetch import canonical_media_id
-from .jobs import TASK, celery_app, classification_of, job_for
+from .errors import Busy, ScriabinError, ShuttingDown, TooLarge, TooSlow
+from .jobs import GAVE_UP, TASK, celery_app, error_for, job_for
 from .model import ModelCard, find_card
-from .pipeline import content_id, is_url
-from .results import Classification, Source, Upload
+from .results import Classification, Upload
 from .service import BUSY, RESTARTING
 from .shared import QUEUE, UNREACHABLE, SharedState, WorkersUnavailable, media_key
+from .sources import Source, SourceInput, answer_for, link_media_id, parse_source, upload_source
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +61,23 @@ class RemoteClassifierService:
         await asyncio.to_thread(self.state.ping)
         self._app = celery_app(self.settings)
         # The first match of a link against yt-dlp's extractors compiles their patterns.
-        await asyncio.to_thread(canonical_media_id, "https://www.youtube.com/watch?v=warmup00000")
+        await asyncio.to_thread(link_media_id, "https://www.youtube.com/watch?v=warmup00000")
         log.info("classifier: Celery workers through %s", self.settings.broker_url and "Redis")
 
-    async def classify(self, source: Source) -> Classification:
+    async def classify(self, source: Source | SourceInput) -> Classification:
         if self._closing:
             raise ShuttingDown(RESTARTING)
         if self._app is None:
             await self.start()
         card = self.model.card
-        media_id, source = await asyncio.to_thread(
-            _identify, source, self.settings.max_download_bytes
-        )
-        key = media_key(card.name, card.version, media_id)
+        source = await asyncio.to_thread(_for_workers, source, self.settings.max_download_bytes)
+        key = media_key(card.name, card.version, source.media_id)
         cached = await asyncio.to_thread(self.state.cached, key)
         if cached is not None:
-            return Classification.from_json(cached)
+            try:
+                return answer_for(cached, source, card.genres)
+            except ValueError as error:  # not what a worker writes: heard again, replaced
+                log.warning("cache entry %s is unsound (%s): listening again", key, error)
         wait_s = await asyncio.to_thread(self.state.expected_wait_s)
         if math.isinf(wait_s):
             log.error("no classifier worker is alive: start `scriabin worker`")
@@ -93,7 +92,13 @@ class RemoteClassifierService:
             outcome = await self._outcome(job_id, deadline)
         finally:
             self._in_flight -= 1
-        return classification_of(outcome)
+        if "result" not in outcome:
+            raise error_for(outcome.get("code", "internal"), outcome.get("error", GAVE_UP))
+        try:
+            return answer_for(outcome["result"], source, card.genres)
+        except ValueError as error:
+            log.error("job %s answered something unsound: %s", job_id, error)
+            raise ScriabinError(GAVE_UP) from None
 
     def _start_job(self, source: Source, key: str, ttl_s: float) -> str:
         """Enqueue the job for `key`, or find the one already running: its id."""
@@ -102,7 +107,8 @@ class RemoteClassifierService:
         if owner != job_id:
             return owner
         upload = None
-        if isinstance(source, Upload):
+        if source.kind == "upload":
+            assert source.data is not None
             upload = self.state.put_upload(source.data, self.settings.upload_ttl_s)
         try:
             self._app.send_task(
@@ -151,23 +157,24 @@ class RemoteClassifierService:
         await self.close()
 
 
-def _identify(source: Source, max_bytes: int) -> tuple[str, Source]:
-    """The media id of a source, and the source as a worker elsewhere can take it: a link as it
-    is, a file on this machine as its bytes. Bytes go through Redis, so they are capped by the
-    same limit as a download (SCRIABIN_MAX_DOWNLOAD_MB), whatever the chat platform allowed."""
+def _for_workers(source: Source | SourceInput, max_bytes: int) -> Source:
+    """The source parsed, as a worker elsewhere can take it: a link as it is, a file on this
+    machine as its bytes. Bytes go through Redis, so they are capped by the same limit as a
+    download (SCRIABIN_MAX_DOWNLOAD_MB), whatever the chat platform allowed."""
     if isinstance(source, Upload):
-        _within(len(source.data), max_bytes)
-        return content_id(source.data), source
-    if isinstance(source, Path) or not is_url(str(source)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise InvalidSource(f"I can't find a file called {path.name!r}.")
-        _within(path.stat().st_size, max_bytes)
-        with path.open("rb") as file:
+        _within(len(source.data), max_bytes)  # before hashing what will be refused anyway
+    source = parse_source(source)
+    if source.kind == "file":
+        assert source.path is not None
+        _within(source.path.stat().st_size, max_bytes)
+        with source.path.open("rb") as file:
             data = file.read(max_bytes + 1)
         _within(len(data), max_bytes)
-        return content_id(data), Upload(data, path.name)
-    return canonical_media_id(str(source).strip()), str(source).strip()
+        return upload_source(Upload(data, source.name or source.path.name))
+    if source.kind == "upload":
+        assert source.data is not None
+        _within(len(source.data), max_bytes)
+    return source
 
 
 def _within(size: int, max_bytes: int) -> None:
