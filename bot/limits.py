@@ -6,7 +6,9 @@ In one process they live in memory (UserLimits); across bot processes, in Redis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,6 +16,12 @@ from typing import Protocol
 
 from classifier import shared
 from classifier.errors import ScriabinError
+
+# A user's "busy" mark in Redis lasts this long unless renewed (every BUSY_RENEW_EVERY_S while
+# their song runs): longer than a Redis stall the bot rides out, short enough that a bot that
+# died frees its users soon.
+BUSY_LEASE_S = 45.0
+BUSY_RENEW_EVERY_S = 10.0
 
 
 class CoolingDown(ScriabinError):
@@ -122,12 +130,15 @@ class PressLimits:
 
 class SharedUserLimits:
     """Per-user cooldown and one job at a time, held in Redis so that every bot process sees
-    them (bot.limits.UserLimits is the one-process version)."""
+    them (bot.limits.UserLimits is the one-process version).
 
-    def __init__(self, state: shared.SharedState, cooldown_s: float, hold_s: float) -> None:
+    A user's "busy" mark is a lease of BUSY_LEASE_S, renewed while their song runs, made under a
+    token of this request: a bot that dies frees its users within the lease, and a release that
+    Redis does not take (a stall) is tried again until it does, so nobody stays locked out."""
+
+    def __init__(self, state: shared.SharedState, cooldown_s: float) -> None:
         self.state = state
         self.cooldown_s = cooldown_s
-        self.hold_s = hold_s  # the longest a job can take: a crashed bot's hold expires then
 
     async def refusal(self, user: str) -> ScriabinError | None:
         busy, wait_ms = await asyncio.to_thread(self.state.user_limits, user)
@@ -142,10 +153,33 @@ class SharedUserLimits:
         refusal = await self.refusal(user)
         if refusal is not None:
             raise refusal
-        held = await asyncio.to_thread(self.state.hold_user, user, self.hold_s, self.cooldown_s)
+        token = secrets.token_hex(8)
+        try:
+            held = await asyncio.to_thread(
+                self.state.hold_user, user, token, BUSY_LEASE_S, self.cooldown_s
+            )
+        except ScriabinError:
+            self._release_eventually(user, token)  # the mark may have been made all the same
+            raise
         if not held:  # another bot process admitted this user a moment ago
             raise AlreadyWorking()
+        renewal = asyncio.create_task(self._renew(user, token))
         try:
             yield
         finally:
-            await asyncio.to_thread(self.state.release_user, user)
+            renewal.cancel()
+            try:
+                await asyncio.to_thread(self.state.release_user, user, token)
+            except ScriabinError:
+                self._release_eventually(user, token)
+
+    async def _renew(self, user: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(BUSY_RENEW_EVERY_S)
+            with contextlib.suppress(ScriabinError):  # logged; the lease outlasts a stall
+                await asyncio.to_thread(self.state.renew_user, user, token, BUSY_LEASE_S)
+
+    def _release_eventually(self, user: str, token: str) -> None:
+        self.state.eventually(
+            f"the busy mark of {user}", lambda: self.state.release_user(user, token)
+        )

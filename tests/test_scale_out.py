@@ -156,11 +156,11 @@ async def test_a_worker_killed_mid_job_still_leaves_one_answer(
         os.kill(int(worker.rsplit("-", 1)[1]), signal.SIGKILL)
         answer = await asyncio.wait_for(request, 120)
     assert answer.ok, answer.error
-    assert int(state.redis.get(f"{PREFIX}attempts:{job_id}")) == 2
+    assert state.job_attempts(job_id) == 2
     assert not request.cancelled()
     # The killed job process counts as alive until its heartbeat expires, beside the one that
     # replaced it (up within a second): forget it, as the next tests count the workers.
-    state.redis.delete(f"{PREFIX}worker:{worker}")
+    state.forget_worker(worker)
 
 
 async def test_status_tells_queue_workers_and_cache(
@@ -266,4 +266,5 @@ async def test_uploads_beyond_the_download_limit_never_reach_redis(
                 await service.classify(source)
     state = SharedState(redis_server.url)
     assert state.redis.keys(f"{PREFIX}upload:*") == []
+    assert state.upload_bytes() == 0
     assert state.queue_length() == 0
