@@ -709,6 +709,12 @@ class KeyboardEdits:
 
     async def _turn(self, chat: int) -> None:
         """Wait until the chat may have one more keyboard edit."""
+        if len(self._edits) > REMEMBERED_KEYBOARDS:  # chats quiet for a minute are forgotten
+            now = self._clock()
+            for quiet in [
+                c for c, times in self._edits.items() if not times or now - times[-1] >= 60
+            ]:
+                del self._edits[quiet]
         edits = self._edits.setdefault(chat, deque())
         while True:
             now = self._clock()
