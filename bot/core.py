@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 NOT_A_LINK = "Send me a song's link (https://…) or an audio file."
 NO_VOTE = "I no longer have that answer, so I can't take a vote on it."
 SLOW_DOWN = "One press at a time, please: try again in a few seconds."
+BIND_WAIT_TRIES, BIND_WAIT_S = 10, 0.2
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,19 @@ class GenreBot:
         if self.feedback is None:
             return None
         try:
-            return await asyncio.to_thread(self.feedback.answered_in, key, where)
+            for _ in range(BIND_WAIT_TRIES):
+                answered = await asyncio.to_thread(self.feedback.answered_in, key, where)
+                if answered is not None:
+                    return answered
+                # A press may come while its message is still being bound (Discord names a
+                # message only once it is sent): an answer not shown anywhere yet is waited for.
+                known = await asyncio.to_thread(self.feedback.answered, key)
+                if known is None or known.shown:
+                    return None
+                await asyncio.sleep(BIND_WAIT_S)
         except sqlite3.Error as error:
             log.warning("could not read an answer for feedback: %r", error)
-            return None
+        return None
 
     async def vote(self, key: str, where: AnswerMessage, user: str, chosen: str | None) -> str:
         """Record what `user` says about the answer `key`, pressed on the message `where`
@@ -141,10 +151,10 @@ class GenreBot:
         if self.feedback is None:
             return NO_VOTE
         try:
+            answered = await self.answered(key, where)
+            if answered is None:
+                return NO_VOTE
             if chosen is None:
-                answered = await self.answered(key, where)
-                if answered is None:
-                    return NO_VOTE
                 chosen = answered.predicted
             await asyncio.to_thread(self.feedback.vote, key, where, user, chosen)
         except ValueError:
