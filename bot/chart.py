@@ -8,9 +8,11 @@ chat's light and dark themes, small enough to post anywhere (about 30 KB).
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import threading
+import unicodedata
 
 from classifier.results import Classification
 
@@ -39,6 +41,10 @@ PALETTE = {
     "rock": "#E8453C",
 }
 OTHER = "#7f7f7f"
+TITLE_LENGTH = 48
+TITLE_WEIGHT = "bold"
+# Drawn for a character the title font has no glyph for (an emoji, CJK on a bare server).
+NO_GLYPH = "\ufffd"
 # pyplot's state is process-wide: one chart at a time.
 _lock = threading.Lock()
 
@@ -68,10 +74,18 @@ def render_chart(result: Classification) -> bytes:
             bars.tick_params(axis="x", bottom=False, labelbottom=False)
             for side in bars.spines.values():
                 side.set_visible(False)
-            title = result.title or "Your song"
-            if len(title) > 48:
-                title = title[:47] + "…"
-            figure.text(0.03, 0.93, title, color=TEXT, fontsize=12, weight="bold", va="center")
+            # A title is someone's text: drawn as it is, never read as mathtext or TeX.
+            figure.text(
+                0.03,
+                0.93,
+                chart_title(result.title),
+                color=TEXT,
+                fontsize=12,
+                weight=TITLE_WEIGHT,
+                va="center",
+                parse_math=False,
+                usetex=False,
+            )
 
             strip = figure.add_axes((0.03, 0.12, 0.94, 0.10), facecolor=TRACK)
             duration = max(result.duration_s, 1e-3)
@@ -99,6 +113,38 @@ def render_chart(result: Classification) -> bytes:
         finally:
             plt.close(figure)
     return out.getvalue()
+
+
+def chart_title(title: str | None) -> str:
+    """The title as the chart draws it: every character kept or visibly replaced (a lone
+    surrogate, a control character, one the font cannot draw), shortened to fit."""
+    if not title or not title.strip():
+        return "Your song"
+    # A lone surrogate cannot be encoded for the renderer; a pair becomes its character.
+    text = title.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = "".join(_drawn(char) for char in text).strip()
+    if len(text) > TITLE_LENGTH:
+        text = text[: TITLE_LENGTH - 1] + "…"
+    return text or "Your song"
+
+
+def _drawn(char: str) -> str:
+    kind = unicodedata.category(char)
+    if kind in ("Cc", "Zl", "Zp"):  # line breaks, tabs, NULs: one line of plain text
+        return " "
+    if kind == "Cf":  # invisible formatting (joiners, direction overrides)
+        return ""
+    return char if ord(char) in _drawable() else NO_GLYPH
+
+
+@functools.cache
+def _drawable() -> frozenset[int]:
+    """The characters the title's font has glyphs for."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    path = font_manager.findfont(font_manager.FontProperties(weight=TITLE_WEIGHT))
+    return frozenset(FT2Font(path).get_charmap())
 
 
 def _time_marks(duration: float) -> list[float]:

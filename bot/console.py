@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from classifier.pipeline import is_url
+from classifier.sources import is_url
 
 from .core import Answer, GenreBot, Request
 from .links import first_link

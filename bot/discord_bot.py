@@ -16,13 +16,13 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from classifier.errors import ScriabinError
-from classifier.results import Source, Upload
+from classifier.results import Upload
 from config import Settings
 
 from .autodetect import AutodetectStore
 from .chart import chart_of
-from .core import NO_VOTE, Answer, GenreBot, Request
-from .feedback import SOMETHING_ELSE
+from .core import NO_VOTE, SLOW_DOWN, Answer, GenreBot, Request
+from .feedback import KEY_PATTERN, SOMETHING_ELSE, AnswerMessage
 from .links import first_link
 from .replies import APOLOGY, GenreReply, genre_label, genre_lines
 from .uploads import fetch_upload
@@ -239,7 +239,7 @@ async def answer_interaction(
             await send_error(interaction, problem)
             return
     await interaction.response.defer(thinking=True)
-    source: Source
+    source: str | Upload
     if isinstance(song, discord.Attachment):
         try:
             source = await download(song, client.settings)
@@ -251,7 +251,8 @@ async def answer_interaction(
         source = song
     answer = await client.bot.answer(Request(source, user=user))
     if answer.reply is not None:
-        await interaction.followup.send(**await answer_message(answer))
+        sent = await interaction.followup.send(**await answer_message(answer), wait=True)
+        await bind_buttons(client.bot, answer, sent)
     else:
         await send_error(interaction, answer.error or APOLOGY)
 
@@ -274,12 +275,51 @@ async def answer_message(answer: Answer) -> dict[str, Any]:
     return message
 
 
+async def bind_buttons(bot: GenreBot, answer: Answer, sent: discord.Message) -> None:
+    """Tie the answer's buttons to the message that carries them: a press elsewhere (a copied
+    custom id) counts for nothing."""
+    if answer.feedback_key is not None:
+        await bot.show_buttons(answer.feedback_key, message_ref(sent.channel.id, sent.id))
+
+
+def message_ref(channel_id: int | None, message_id: int) -> AnswerMessage:
+    return AnswerMessage("discord", str(channel_id), str(message_id))
+
+
+def pressed_on(interaction: discord.Interaction) -> AnswerMessage | None:
+    """The answer message whose buttons were pressed: the message itself, or, for the genre
+    menu only its presser sees, the answer message they opened it from."""
+    message = interaction.message
+    if message is None:
+        return None
+    origin = message.interaction_metadata
+    if message.flags.ephemeral:
+        if origin is None or origin.interacted_message_id is None:
+            return None
+        if origin.user.id != interaction.user.id:  # someone else's menu
+            return None
+        return message_ref(message.channel.id, origin.interacted_message_id)
+    return message_ref(message.channel.id, message.id)
+
+
+async def press_refused(interaction: discord.Interaction[GenreClient]) -> AnswerMessage | None:
+    """Where a press counts, or None after telling the presser (privately) why it does not:
+    too many presses, or a button that is not on an answer of ours."""
+    if not interaction.client.bot.may_press(f"discord:{interaction.user.id}"):
+        await interaction.response.send_message(SLOW_DOWN, ephemeral=True)
+        return None
+    where = pressed_on(interaction)
+    if where is None:
+        await interaction.response.send_message(NO_VOTE, ephemeral=True)
+    return where
+
+
 # Feedback: buttons whose custom_id carries the answer's key, registered as dynamic items so
-# they keep working after a restart (the key is in the bot's database).
+# they keep working after a restart (the key is in the bot's database, bound to its message).
 
 
 class AgreeButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"scriabin:fb:up:(?P<key>[0-9a-f]{16})"
+    discord.ui.DynamicItem[discord.ui.Button], template=rf"scriabin:fb:up:(?P<key>{KEY_PATTERN})"
 ):
     def __init__(self, key: str) -> None:
         super().__init__(
@@ -296,13 +336,16 @@ class AgreeButton(
         return cls(match["key"])
 
     async def callback(self, interaction: discord.Interaction[GenreClient]) -> None:
+        where = await press_refused(interaction)
+        if where is None:
+            return
         user = f"discord:{interaction.user.id}"
-        thanks = await interaction.client.bot.vote(self.key, "discord", user, None)
+        thanks = await interaction.client.bot.vote(self.key, where, user, None)
         await interaction.response.send_message(thanks, ephemeral=True)
 
 
 class WrongGenreButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"scriabin:fb:no:(?P<key>[0-9a-f]{16})"
+    discord.ui.DynamicItem[discord.ui.Button], template=rf"scriabin:fb:no:(?P<key>{KEY_PATTERN})"
 ):
     def __init__(self, key: str) -> None:
         super().__init__(
@@ -322,7 +365,10 @@ class WrongGenreButton(
 
     async def callback(self, interaction: discord.Interaction[GenreClient]) -> None:
         """Only the person who pressed sees the choice of genres."""
-        answered = await interaction.client.bot.answered(self.key)
+        where = await press_refused(interaction)
+        if where is None:
+            return
+        answered = await interaction.client.bot.answered(self.key, where)
         if answered is None:
             await interaction.response.send_message(NO_VOTE, ephemeral=True)
             return
@@ -332,7 +378,8 @@ class WrongGenreButton(
 
 
 class GenrePick(
-    discord.ui.DynamicItem[discord.ui.Select], template=r"scriabin:fb:pick:(?P<key>[0-9a-f]{16})"
+    discord.ui.DynamicItem[discord.ui.Select],
+    template=rf"scriabin:fb:pick:(?P<key>{KEY_PATTERN})",
 ):
     def __init__(self, key: str, genres: tuple[str, ...] = ()) -> None:
         options = [discord.SelectOption(label=genre_label(genre), value=genre) for genre in genres]
@@ -357,8 +404,11 @@ class GenrePick(
         if chosen is None:
             await interaction.response.defer()
             return
+        where = await press_refused(interaction)
+        if where is None:
+            return
         user = f"discord:{interaction.user.id}"
-        thanks = await interaction.client.bot.vote(self.key, "discord", user, chosen)
+        thanks = await interaction.client.bot.vote(self.key, where, user, chosen)
         await interaction.response.edit_message(content=thanks, view=None)
 
 
@@ -394,7 +444,8 @@ async def reply_to_link(client: GenreClient, message: discord.Message) -> None:
             "autodetect: no reply to a link in server %s (%s)", message.guild.id, answer.error_code
         )
         return
-    await message.reply(**await answer_message(answer), mention_author=False)
+    sent = await message.reply(**await answer_message(answer), mention_author=False)
+    await bind_buttons(client.bot, answer, sent)
 
 
 class GenreCommandTree(app_commands.CommandTree["GenreClient"]):

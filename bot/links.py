@@ -4,14 +4,13 @@ adapter treats `youtu.be/x`, `shorts/x` and `watch?v=x&t=42` as the same song.""
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from classifier.errors import InvalidSource
+from classifier.sources import normalise_url
 
 # Stops at whitespace and at characters that cannot end a bare link in chat text.
 _LINK = re.compile(r"https?://[^\s<>\"'`|\[\]]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)»”’"
-
-_YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"}
-_YOUTUBE_PATH_ID = re.compile(r"^/(?:shorts|live|embed|v)/([\w-]{6,})")
 
 
 def find_links(text: str) -> list[str]:
@@ -35,24 +34,9 @@ def first_link(text: str) -> str | None:
 
 
 def normalise_link(url: str) -> str:
-    """Canonical form of a link: YouTube short forms become a plain watch link of the video."""
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    video_id = None
-    if host in {"youtu.be", "www.youtu.be"}:
-        video_id = parts.path.lstrip("/").split("/")[0] or None
-    elif host in _YOUTUBE_HOSTS:
-        match = _YOUTUBE_PATH_ID.match(parts.path)
-        if match:
-            video_id = match.group(1)
-        elif parts.path == "/watch":
-            video_id = (parse_qs(parts.query).get("v") or [None])[0]
-        elif parts.path == "/playlist":
-            playlist = (parse_qs(parts.query).get("list") or [None])[0]
-            if playlist:
-                return "https://www.youtube.com/playlist?" + urlencode({"list": playlist})
-    if video_id:
-        return "https://www.youtube.com/watch?" + urlencode({"v": video_id})
-    return urlunsplit(
-        (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, "")
-    )
+    """A link in its one canonical form (classifier.sources.normalise_url); a link that cannot
+    be read as a URL is left as it is, for the classifier to refuse with its reason."""
+    try:
+        return normalise_url(url)
+    except InvalidSource:
+        return url.strip()

@@ -73,8 +73,7 @@ def chat_bot(service: ClassifierService | RemoteClassifierService, settings: Set
         from .limits import SharedUserLimits
 
         assert isinstance(service, RemoteClassifierService)
-        hold = 2 * settings.request_timeout_s + settings.busy_after_s
-        limits = SharedUserLimits(service.state, settings.cooldown_s, hold)
+        limits = SharedUserLimits(service.state, settings.cooldown_s)
     return GenreBot(service, feedback=FeedbackStore(settings.database_path), limits=limits)
 
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from telegram import (
@@ -43,8 +48,8 @@ from classifier.results import Upload
 from config import Settings
 
 from .chart import chart_of
-from .core import NO_VOTE, Answer, GenreBot, Request
-from .feedback import SOMETHING_ELSE
+from .core import NO_VOTE, SLOW_DOWN, Answer, GenreBot, Request
+from .feedback import KEY_PATTERN, SOMETHING_ELSE, AnswerMessage
 from .links import find_links, normalise_link
 from .logs import SecretScrubber
 from .replies import APOLOGY, HELP_TEXT, genre_label, render_html
@@ -71,10 +76,19 @@ NETWORK_TROUBLE = "Telegram didn't answer me in time. Please try again in a mome
 FILE_UNAVAILABLE = "I couldn't download that file from Telegram. Please try again."
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # Feedback buttons carry "fb:<action>:<answer key>[:<genre>]" (Telegram allows 64 bytes), so
-# they keep working after a restart: the key is in the bot's database.
+# they keep working after a restart: the key is in the bot's database, bound to its message.
 FEEDBACK_PREFIX = "fb"
 AGREE, WRONG, PICK, BACK = "up", "no", "pick", "back"
 GENRES_PER_ROW = 3
+# What a press may carry; anything else (a modified client's data) is ignored without a word.
+_PRESS = re.compile(
+    rf"{FEEDBACK_PREFIX}:(?:(?P<action>{AGREE}|{WRONG}|{BACK}):(?P<key>{KEY_PATTERN})"
+    rf"|{PICK}:(?P<pick_key>{KEY_PATTERN}):(?P<genre>[a-z0-9_-]{{1,32}}))"
+)
+# Telegram lets a bot change a group's messages about 20 times a minute: keyboard changes get
+# half of that, the rest is for answers. A change beyond it waits, and only the latest waits.
+KEYBOARD_EDITS_PER_MINUTE = 10
+REMEMBERED_KEYBOARDS = 1024
 
 # A document counts as a song when Telegram says it is audio or video (Ogg files are filed
 # as application/ogg by some clients).
@@ -254,6 +268,7 @@ class TelegramAdapter:
         self._stop_requested = asyncio.Event()
         self._finished = asyncio.Event()
         self._started = False
+        self.keyboards = KeyboardEdits()
 
     def build_application(self) -> Application:
         """The Application and its handlers, all registered here."""
@@ -276,6 +291,7 @@ class TelegramAdapter:
                 MessageHandler(new & filters.ChatType.PRIVATE, self.private_message),
                 MessageHandler(groups, self.group_message),
                 CallbackQueryHandler(self.feedback_button, pattern=rf"^{FEEDBACK_PREFIX}:"),
+                CallbackQueryHandler(self.other_button),
             ]
         )
         application.add_error_handler(self.on_error)
@@ -308,33 +324,54 @@ class TelegramAdapter:
 
     async def feedback_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """👍, "Wrong genre?", a genre picked, or back: each person's vote is their own; the
-        keyboard, shared by everyone in the chat, only changes to offer the genres."""
+        keyboard, shared by everyone in the chat, only changes to offer the genres.
+
+        Every press is answered at once; the keyboard change is left to `self.keyboards`, which
+        keeps within Telegram's pace for the chat without holding this handler's slot. Presses
+        that are malformed, too fast, or carry a key that is not this message's change nothing.
+        """
         query = update.callback_query
-        _, action, key, *rest = (query.data or "").split(":")
-        answer = query.answer
-        if action == WRONG:
-            answered = await self.genre_bot.answered(key)
-            if answered is None:
-                await answer(NO_VOTE)
-                return
-            await query.edit_message_reply_markup(genre_keyboard(key, answered.genres))
-            await answer("Which genre is it?")
+        press = _PRESS.fullmatch(query.data or "")
+        message = query.message
+        if press is None or not isinstance(message, Message):
+            await _quietly(query.answer())
             return
-        if action == BACK:
-            await query.edit_message_reply_markup(feedback_keyboard(key))
-            await answer()
-            return
-        chosen = rest[0] if action == PICK and rest else None
         user = f"telegram:{query.from_user.id}"
-        thanks = await self.genre_bot.vote(key, "telegram", user, chosen)
-        await answer(thanks)
-        if action == PICK:
-            with contextlib.suppress(BadRequest):  # someone else already put it back
-                await query.edit_message_reply_markup(feedback_keyboard(key))
+        if not self.genre_bot.may_press(user):
+            await _quietly(query.answer(SLOW_DOWN))
+            return
+        where = AnswerMessage("telegram", str(message.chat_id), str(message.message_id))
+        action, key = press["action"] or PICK, press["key"] or press["pick_key"]
+        if action in (WRONG, BACK):
+            answered = await self.genre_bot.answered(key, where)
+            if answered is None:
+                await _quietly(query.answer(NO_VOTE))
+                return
+            if action == WRONG:
+                self.keyboards.show(message, genre_keyboard(key, answered.genres))
+                await _quietly(query.answer("Which genre is it?"))
+            else:
+                self.keyboards.show(message, feedback_keyboard(key))
+                await _quietly(query.answer())
+            return
+        chosen = press["genre"] if action == PICK else None
+        thanks = await self.genre_bot.vote(key, where, user, chosen)
+        await _quietly(query.answer(thanks))
+        if action == PICK and thanks != NO_VOTE:
+            self.keyboards.show(message, feedback_keyboard(key))
+
+    async def other_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Data no button of ours carries: the spinner stops, nothing else happens."""
+        await _quietly(update.callback_query.answer())
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The one place deciding what the user sees when handling their message broke."""
         error = context.error
+        if isinstance(update, Update) and update.callback_query is not None:
+            # A button press: the chat hears nothing of it, whatever broke.
+            log.error("handling button press %s failed", update.update_id, exc_info=error)
+            await _quietly(update.callback_query.answer())
+            return
         placeholder = None
         if isinstance(error, Unanswered):
             placeholder, error = error.placeholder, error.__cause__
@@ -402,7 +439,7 @@ class TelegramAdapter:
             source = link if media is None else await download(media, self.settings)
             # The limits are checked again here: the refusal above was only a look.
             answer = await self.genre_bot.answer(Request(source, user=user))
-            await show(placeholder, answer)
+            await show(placeholder, answer, self.genre_bot)
         except Exception as error:
             raise Unanswered(placeholder) from error
         return True
@@ -491,6 +528,7 @@ class TelegramAdapter:
         return True
 
     async def _shut_down(self) -> None:
+        await self.keyboards.close()
         application = self.application
         if application is None:
             return
@@ -544,17 +582,23 @@ async def download(media: Media, settings: Settings) -> Upload:
     )
 
 
-async def show(placeholder: Message, answer: Answer) -> None:
-    """Edit the placeholder into the answer, with feedback buttons, then send its chart as a
-    photo quoting it (a chart that cannot be drawn or sent leaves the answer as it is)."""
+async def show(placeholder: Message, answer: Answer, bot: GenreBot) -> None:
+    """Edit the placeholder into the answer, with feedback buttons bound to that very message,
+    then send its chart as a photo quoting it (a chart that cannot be drawn or sent leaves the
+    answer as it is)."""
     if answer.reply is None:
         await placeholder.edit_text(answer.error or APOLOGY)
         return
+    buttons = None
+    if answer.feedback_key is not None:
+        where = AnswerMessage("telegram", str(placeholder.chat_id), str(placeholder.message_id))
+        if await bot.show_buttons(answer.feedback_key, where):
+            buttons = feedback_keyboard(answer.feedback_key)
     await placeholder.edit_text(
         render_html(answer.reply),
         parse_mode=ParseMode.HTML,
         link_preview_options=NO_PREVIEW,
-        reply_markup=feedback_keyboard(answer.feedback_key) if answer.feedback_key else None,
+        reply_markup=buttons,
     )
     chart = await chart_of(answer.result)
     if chart is not None:
@@ -595,3 +639,103 @@ def genre_keyboard(key: str, genres: tuple[str, ...]) -> InlineKeyboardMarkup:
         ]
     )
     return InlineKeyboardMarkup(rows)
+
+
+@dataclass
+class _Keyboard:
+    """What one message's keyboard should become, and the task that gets it there."""
+
+    message: Message
+    wanted: InlineKeyboardMarkup
+    task: asyncio.Task[None] | None = None
+
+
+class KeyboardEdits:
+    """Keyboard changes of answer messages, made in the background at a pace Telegram allows
+    (KEYBOARD_EDITS_PER_MINUTE per chat): a press asks for a keyboard and returns at once; of
+    the changes asked while one waits for its turn, only the latest is made. A flood of presses
+    in one group therefore costs that group a few edits a minute and no other chat anything."""
+
+    def __init__(
+        self,
+        per_minute: int = KEYBOARD_EDITS_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._pending: dict[tuple[int, int], _Keyboard] = {}
+        self._edits: dict[int, deque[float]] = {}  # chat -> when its recent edits were made
+        self._shown: OrderedDict[tuple[int, int], InlineKeyboardMarkup] = OrderedDict()
+        self._closed = False
+
+    def show(self, message: Message, keyboard: InlineKeyboardMarkup) -> None:
+        """Have `message` show `keyboard` as soon as the chat's pace allows."""
+        if self._closed:
+            return
+        where = (message.chat_id, message.message_id)
+        pending = self._pending.get(where)
+        if pending is not None:
+            pending.wanted = keyboard  # the latest press wins
+            return
+        pending = self._pending[where] = _Keyboard(message, keyboard)
+        pending.task = asyncio.create_task(self._apply(where, pending))
+
+    async def _apply(self, where: tuple[int, int], pending: _Keyboard) -> None:
+        """One task per message, so its edits never overtake each other: edit, and again while
+        a press asked for another keyboard meanwhile."""
+        chat, message_id = where
+        try:
+            while True:
+                await self._turn(chat)
+                keyboard = pending.wanted
+                if self._shown.get(where) != keyboard:
+                    self._edits.setdefault(chat, deque()).append(self._clock())
+                    await pending.message.get_bot().edit_message_reply_markup(
+                        chat_id=chat, message_id=message_id, reply_markup=keyboard
+                    )
+                    self._remember(where, keyboard)
+                if pending.wanted is keyboard:
+                    return
+        except TelegramError as error:  # gone, or not modified: the votes stay recorded
+            log.info("telegram: a keyboard was not changed: %r", error)
+        finally:
+            del self._pending[where]
+
+    def _remember(self, where: tuple[int, int], keyboard: InlineKeyboardMarkup) -> None:
+        self._shown[where] = keyboard
+        self._shown.move_to_end(where)
+        while len(self._shown) > REMEMBERED_KEYBOARDS:
+            self._shown.popitem(last=False)
+
+    async def _turn(self, chat: int) -> None:
+        """Wait until the chat may have one more keyboard edit."""
+        if len(self._edits) > REMEMBERED_KEYBOARDS:  # chats quiet for a minute are forgotten
+            now = self._clock()
+            for quiet in [
+                c for c, times in self._edits.items() if not times or now - times[-1] >= 60
+            ]:
+                del self._edits[quiet]
+        edits = self._edits.setdefault(chat, deque())
+        while True:
+            now = self._clock()
+            while edits and now - edits[0] >= 60:
+                edits.popleft()
+            if len(edits) < self.per_minute:
+                return
+            await asyncio.sleep(60 - (now - edits[0]))
+
+    async def close(self) -> None:
+        """Drop the changes still waiting (shutting down)."""
+        self._closed = True
+        tasks = [pending.task for pending in self._pending.values() if pending.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _quietly(answering: Awaitable[object]) -> None:
+    """Answer a button press; a press too old to answer needs nothing more."""
+    try:
+        await answering
+    except TelegramError as error:
+        log.info("telegram: a button press was not answered: %r", error)

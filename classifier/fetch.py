@@ -72,7 +72,6 @@ class FetchedAudio:
     title: str | None
     duration_s: float | None
     url: str | None  # the media's web page, to link back to
-    media_id: str | None = None  # "<extractor>:<id>", the same whatever link led to it
 
 
 # --- what users are told when yt-dlp fails ---------------------------------------------------
@@ -586,13 +585,13 @@ def _download(
     if path.stat().st_size > settings.max_download_bytes:
         raise TooLarge(_too_large_text(settings))
     duration = info.get("duration")
-    extractor, media = info.get("extractor_key"), info.get("id")
+    # What the page says it is (its extractor and id) is not an identity: any page may claim
+    # any id. The song is known by the link it was asked for (classifier.sources).
     return FetchedAudio(
         path=path,
         title=info.get("title"),
         duration_s=float(duration) if duration else None,
         url=_link_back(info, url),
-        media_id=f"{str(extractor).lower()}:{media}" if extractor and media else None,
     )
 
 
@@ -607,26 +606,6 @@ def _link_back(info: dict[str, Any], url: str) -> str:
     # yt-dlp smuggles its own data into URL fragments (RSS entries, embeds); not for users.
     page, _data = unsmuggle_url(info.get("webpage_url") or url)
     return page
-
-
-@functools.cache
-def _specific_extractors() -> tuple[Any, ...]:
-    from yt_dlp.extractor import gen_extractor_classes
-
-    return tuple(ie for ie in gen_extractor_classes() if ie.ie_key() != "Generic")
-
-
-def canonical_media_id(url: str) -> str:
-    """What a link points at, without fetching it: `<extractor>:<id>` as yt-dlp's extractors
-    read it from the link itself (every YouTube spelling of a video gives the same), else
-    `url:<the link>`. The id a download reports (FetchedAudio.media_id) has the same form."""
-    for extractor in _specific_extractors():
-        if extractor.suitable(url):
-            media = extractor.get_temp_id(url)
-            if media:
-                return f"{extractor.ie_key().lower()}:{media}"
-            break
-    return f"url:{url}"
 
 
 def download_budget(settings: Settings) -> RequestBudget:

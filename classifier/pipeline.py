@@ -3,12 +3,8 @@ aggregate. Each stage lives in its own module; this one only strings them togeth
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,25 +14,18 @@ from config import Settings
 from .aggregate import clear_styles, ranked_genres, song_probabilities, strongest_tags, timeline
 from .audio import decode_audio
 from .budget import RequestBudget
-from .errors import AudioTooShort, InvalidSource, NotAudio, ScriabinError
+from .errors import AudioTooShort, NotAudio, ScriabinError
 from .fetch import download_budget, stream_audio
 from .model import GenreModel
-from .results import Classification, ModelRef, Source, Timings, Upload
-
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-_WINDOWS_DRIVE = re.compile(r"^[a-zA-Z]:[\\/]")
-
-
-def is_url(text: str) -> bool:
-    """Whether a source given as text is meant as a link (any scheme) rather than a file path."""
-    text = text.strip()
-    if _WINDOWS_DRIVE.match(text):
-        return False
-    return bool(_SCHEME.match(text)) or text.lower().startswith("www.")
+from .results import Classification, ModelRef, Timings
+from .sources import Source, SourceInput, own_answer, parse_source
 
 
 def classify_source(
-    source: Source, model: GenreModel, settings: Settings, budget: RequestBudget | None = None
+    source: Source | SourceInput,
+    model: GenreModel,
+    settings: Settings,
+    budget: RequestBudget | None = None,
 ) -> Classification:
     """Classify a link, a local file or uploaded bytes. Raises ScriabinError subclasses.
 
@@ -55,23 +44,18 @@ def classify_source(
         "heard": None if reads is None else lambda n: reads(n, settings.max_segments),
     }
     session: _Session | None = None
-    if isinstance(source, Upload):
+    source = parse_source(source)
+    if source.kind == "upload":
+        assert source.data is not None
         audio = decode_audio(source.data, card.sample_rate, **limits)
-        fetched_s, title, url = 0.0, source.filename, None
-        media_id = content_id(source.data)
-    elif isinstance(source, Path) or not is_url(source):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise InvalidSource(f"I can't find a file called {path.name!r}.")
-        audio = decode_audio(path, card.sample_rate, **limits)
-        fetched_s, title, url = 0.0, path.name, None
-        with path.open("rb") as file:
-            media_id = "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
+        fetched_s, title = 0.0, source.name
+    elif source.kind == "file":
+        assert source.path is not None
+        audio = decode_audio(source.path, card.sample_rate, **limits)
+        fetched_s, title = 0.0, source.name
     else:
-        link = source.strip()
-        if link.lower().startswith("www."):
-            link = "https://" + link
-        with stream_audio(link, settings, budget) as download:
+        assert source.url is not None
+        with stream_audio(source.url, settings, budget) as download:
             # Decoded while it downloads, and analysed segment by segment as they come in.
             reader = download.reader()
             session = _Session(model, settings.max_segments, lambda: reader.waits)
@@ -87,10 +71,8 @@ def classify_source(
                 # stream that is shorter than it says): wait for all of it.
                 session = None
                 audio = decode_audio(download.result().path, card.sample_rate, **limits)
-            fetched = download.result()
+            title = download.result().title
             fetched_s = download.elapsed_s
-        title, url = fetched.title, fetched.url or link
-        media_id = fetched.media_id or f"url:{url}"
     decoded = time.perf_counter()
     budget.check()
     result = classify_audio(
@@ -101,12 +83,11 @@ def classify_source(
         uncertain_below=settings.uncertain_below,
         source=str(source),
         title=title,
-        url=url,
         fetch_s=fetched_s,
         decode_s=max(0.0, decoded - started - fetched_s),
         started=started,
     )
-    return dataclasses.replace(result, media_id=media_id)
+    return own_answer(result, source)
 
 
 class _Session:
@@ -133,11 +114,6 @@ class _Session:
         if waits > self._seen:
             self._seen = waits
             self.current.feed(samples, ready)
-
-
-def content_id(data: bytes) -> str:
-    """The id of media known only by its bytes (an upload, a local file)."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def classify_audio(

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+# Bounds on an answer read back from elsewhere (Redis): far above any real one.
+MAX_TEXT = 2048
+MAX_ITEMS = 4096
+MAX_SECONDS = 1e7
 
 
 @dataclass(frozen=True)
@@ -18,9 +23,6 @@ class Upload:
 
     def __str__(self) -> str:
         return self.filename
-
-
-Source = str | Path | Upload
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,105 @@ class Classification:
             media_id=data.get("media_id"),
             timings=Timings(**data.get("timings", {})),
         )
+
+    @classmethod
+    def checked(cls, data: object, genres: Collection[str]) -> Classification:
+        """`from_json` for an answer that comes from outside this process (a cache entry, a
+        worker's outcome): ValueError unless it is a sound answer of a model whose genres are
+        `genres` (at least one genre, each known once, confidences in 0..1, bounded sizes)."""
+        entry = _mapping(data)
+        ranked = _items(entry.get("genres"), "genres")
+        scores = tuple(
+            GenreScore(_choice(item.get("genre"), genres), _share(item.get("confidence")))
+            for item in map(_mapping, ranked)
+        )
+        if not scores or len({score.genre for score in scores}) != len(scores):
+            raise ValueError("an answer needs its genres, each once")
+        model = _mapping(entry.get("model"))
+        timings = _mapping(entry.get("timings") or {})
+        return cls(
+            source=_text(entry.get("source")),
+            title=_optional_text(entry.get("title")),
+            duration_s=_seconds(entry.get("duration_s")),
+            analysed_s=_seconds(entry.get("analysed_s")),
+            genres=scores,
+            segments=tuple(
+                Segment(
+                    _seconds(item.get("start_s")),
+                    _seconds(item.get("end_s")),
+                    _choice(item.get("genre"), genres),
+                    _share(item.get("confidence")),
+                )
+                for item in map(_mapping, _items(entry.get("segments"), "segments"))
+            ),
+            model=ModelRef(_text(model.get("name")), _text(model.get("version"))),
+            tags=tuple(
+                TagScore(_text(item.get("tag")), _share(item.get("confidence")))
+                for item in map(_mapping, _items(entry.get("tags", []), "tags"))
+            ),
+            url=_optional_text(entry.get("url")),
+            uncertain=_flag(entry.get("uncertain", False)),
+            styles=tuple(
+                StyleScore(
+                    _text(item.get("style")),
+                    _text(item.get("label")),
+                    _share(item.get("confidence")),
+                )
+                for item in map(_mapping, _items(entry.get("styles", []), "styles"))
+            ),
+            media_id=_optional_text(entry.get("media_id")),
+            timings=Timings(**{name: _seconds(timings.get(name, 0.0)) for name in _TIMINGS}),
+        )
+
+
+_TIMINGS = tuple(item.name for item in dataclasses.fields(Timings))
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected an object, not {type(value).__name__}")
+    return value
+
+
+def _items(value: object, what: str) -> list[Any] | tuple[Any, ...]:
+    if not isinstance(value, list | tuple) or len(value) > MAX_ITEMS:
+        raise ValueError(f"{what}: expected a list of at most {MAX_ITEMS}")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise ValueError(f"expected a text of at most {MAX_TEXT} characters")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _choice(value: object, choices: Collection[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{value!r} is not one of the model's genres")
+    return value
+
+
+def _number(value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, not {type(value).__name__}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{value!r} is out of range")
+    return float(value)
+
+
+def _share(value: object) -> float:
+    return _number(value, 0.0, 1.0)
+
+
+def _seconds(value: object) -> float:
+    return _number(value, 0.0, MAX_SECONDS)
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value

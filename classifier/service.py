@@ -4,7 +4,8 @@ Requests run the blocking pipeline in a bounded pool of worker threads. A reques
 at once with `Busy` when its expected wait (the requests ahead of it, times the measured mean
 time a worker spends on one, shared among the workers) is above `busy_after_s`, or when
 `queue_size` requests already wait: a burst is served, but minutes of work never pile up.
-Recent link results are answered from a small cache.
+Recent results are answered from a small cache keyed by the model and the song's media id
+(classifier.sources), holding only what any requester of that song may be given.
 Each request has a budget (bytes and a deadline): past the deadline its caller hears TooSlow at
 once and its worker is stopped; `shutdown()` stops them all and removes their files.
 """
@@ -16,7 +17,7 @@ import logging
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from typing import Any
 
 from config import Settings
 
@@ -25,8 +26,9 @@ from .budget import TOO_SLOW, RequestBudget
 from .errors import Busy, ShuttingDown, TooSlow
 from .fetch import download_budget, remove_download_folders
 from .model import GenreModel, load_model
-from .pipeline import classify_source, is_url
-from .results import Classification, Source, Upload
+from .pipeline import classify_source
+from .results import Classification
+from .sources import Source, SourceInput, answer_for, link_media_id, parse_source, shareable
 
 RESTARTING = (
     "I'm restarting right now, so I had to stop listening. Please send it again in a minute."
@@ -55,7 +57,7 @@ class ClassifierService:
         self._mean_job_s: float | None = None
         self._budgets: set[RequestBudget] = set()
         self._closing = False
-        self._cache: OrderedDict[tuple[str, str], Classification] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     @property
     def model(self) -> GenreModel:
@@ -105,19 +107,23 @@ class ClassifierService:
         model = load_model(self._model_name, self.settings.models_dir)
         if self._warm_up:
             model.warm_up(self.settings.max_segments)
+            # The first match of a link against yt-dlp's extractors compiles their patterns.
+            link_media_id("https://www.youtube.com/watch?v=warmup00000")
         return model
 
-    async def classify(self, source: Source) -> Classification:
+    async def classify(self, source: Source | SourceInput) -> Classification:
         """Classify a link, a local file or uploaded bytes. Raises ScriabinError subclasses."""
         if self._closing:
             raise ShuttingDown(RESTARTING)
         if self._pool is None:
             await self.start()
         assert self._pool is not None
+        if not isinstance(source, Source):
+            source = await asyncio.to_thread(parse_source, source)
         key = self._cache_key(source)
         if key is not None and key in self._cache:
             self._cache.move_to_end(key)
-            return self._cache[key]
+            return answer_for(self._cache[key], source, self.model.card.genres)
         if self._in_flight >= self.capacity or self.expected_wait_s() > self.settings.busy_after_s:
             raise Busy(BUSY)
         budget = download_budget(self.settings)
@@ -139,7 +145,7 @@ class ClassifierService:
                 raise  # our caller is being cancelled
             raise ShuttingDown(RESTARTING) from None  # the pool dropped the queued request
         if key is not None:
-            self._remember(key, result)
+            self._remember(key, shareable(result, source))
         return result
 
     def _run(self, source: Source, budget: RequestBudget) -> Classification:
@@ -160,15 +166,13 @@ class ClassifierService:
             work.exception()  # seen here: its caller may have stopped waiting for it
 
     def _cache_key(self, source: Source) -> tuple[str, str] | None:
-        if self.settings.cache_size == 0 or isinstance(source, Upload | Path):
-            return None
-        if not is_url(str(source)):
+        if self.settings.cache_size == 0:
             return None
         card = self.model.card
-        return (f"{card.name}@{card.version}", str(source).strip())
+        return (f"{card.name}@{card.version}", source.media_id)
 
-    def _remember(self, key: tuple[str, str], result: Classification) -> None:
-        self._cache[key] = result
+    def _remember(self, key: tuple[str, str], entry: dict[str, Any]) -> None:
+        self._cache[key] = entry
         while len(self._cache) > self.settings.cache_size:
             self._cache.popitem(last=False)
 

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     )
     cache_ttl_s: float = Field(gt=0, description="How long shared results are kept (scale-out)")
     upload_ttl_s: float = Field(gt=0, description="How long an upload waits in Redis for a worker")
+    upload_budget_mb: float = Field(
+        gt=0, description="Upload bytes that may wait in Redis at once; beyond: 'busy' (scale-out)"
+    )
     worker_threads: int = Field(
         ge=0,
         description="CPU threads of each worker (pool thread or job process); 0: cores / workers",
@@ -236,6 +239,10 @@ class Settings(BaseSettings):
     @property
     def max_download_bytes(self) -> int:
         return int(self.max_download_mb * 1024 * 1024)
+
+    @property
+    def upload_budget_bytes(self) -> int:
+        return int(self.upload_budget_mb * 1024 * 1024)
 
     @property
     def threads_per_worker(self) -> int:

@@ -343,10 +343,12 @@ class DiscordStandIn:
         *,
         values: Sequence[str] | None = None,
         guild: StandInGuild | None = None,
+        forged: bool = False,
     ) -> StandInInteraction:
         """`user` presses the button (or picks `values` in the select menu) `custom_id` of the
-        bot's `message`."""
-        assert custom_id in message.custom_ids, (custom_id, message.custom_ids)
+        bot's `message`; `forged`: a custom id the message does not carry, as a modified client
+        would send it."""
+        assert forged or custom_id in message.custom_ids, (custom_id, message.custom_ids)
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": 2}
         if values is not None:
             data.update(component_type=3, values=list(values))
@@ -821,6 +823,19 @@ class DiscordStandIn:
             payload["type"] = 20
             payload["webhook_id"] = str(self.application_id)
             payload["application_id"] = str(self.application_id)
+            # Discord tells who used which interaction, and for a component, on what message.
+            interaction = self.interactions[message.interaction_id]
+            metadata = {
+                "id": str(interaction.id),
+                "type": interaction.payload["type"],
+                "user": interaction.payload["member"]["user"],
+                "authorizing_integration_owners": interaction.payload[
+                    "authorizing_integration_owners"
+                ],
+            }
+            if interaction.target is not None:
+                metadata["interacted_message_id"] = str(interaction.target.id)
+            payload["interaction_metadata"] = metadata
         if message.reference_id is not None:
             payload["type"] = 19
             payload["message_reference"] = {

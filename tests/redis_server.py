@@ -21,7 +21,9 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, folder: Path) -> None:
+    """`options`: more of redis-server's command line (e.g. compose's maxmemory policy)."""
+
+    def __init__(self, folder: Path, *options: str) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [
@@ -36,6 +38,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(folder),
+                *options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -4,8 +4,11 @@ feedback people give, down to retraining on their corrections."""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 import json
 import struct
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,7 @@ import pytest
 
 from bot import chart
 from bot.cli import main
-from bot.feedback import SOMETHING_ELSE, FeedbackStore
+from bot.feedback import SOMETHING_ELSE, AnswerMessage, FeedbackStore
 from bot.replies import build_reply, render_text, timeline_text
 from classifier.results import (
     Classification,
@@ -84,6 +87,57 @@ async def test_a_chart_that_cannot_be_drawn_leaves_the_answer_alone(
     assert await chart.chart_of(None) is None
 
 
+def title_width(image: bytes) -> int:
+    """How far right the chart's title reaches, in pixels (0: nothing drawn there)."""
+    from matplotlib import image as mpimg
+
+    pixels = mpimg.imread(io.BytesIO(image), format="png")[6:40, :, :3]
+    background = np.array([int(chart.BACKGROUND[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    drawn = np.abs(pixels - background).max(axis=(0, 2)) > 0.15
+    return int(np.nonzero(drawn)[0].max()) if drawn.any() else 0
+
+
+def titled(title: str) -> Classification:
+    return dataclasses.replace(classification([("rock", 0.8)] * 10), title=title)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "$uicideboy$",
+        "${{{$ and $}}}$",
+        "$x^x^x^x^x^x^x^x^x^x^x^x^x^x^x^x$",
+        r"\genfrac",
+        r"$\genfrac{}{}{}{}{}$",
+        "lone \ud800 surrogate",
+        "日本語のタイトル",
+        "🎵 tabs\tand\nlines\x00",
+    ],
+)
+def test_a_title_is_drawn_as_plain_text_whatever_it_holds(title: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a glyph the font lacks would only warn
+        image = chart.render_chart(titled(title))
+    assert png_size(image) == (640, 320)
+    assert title_width(image) > 20
+
+
+def test_dollars_in_a_title_are_drawn_not_read_as_math() -> None:
+    plain = title_width(chart.render_chart(titled("uicideboy")))
+    dollars = title_width(chart.render_chart(titled("$uicideboy$")))
+    assert dollars > plain + 10  # both dollar signs are there, not an italic formula
+
+
+def test_characters_the_chart_cannot_draw_are_replaced_never_dropped() -> None:
+    assert chart.chart_title("a\ud800b") == "a\ufffdb"
+    assert chart.chart_title("\ud83c\udfb5") == "\ufffd"  # a pair: one emoji, not in the font
+    assert chart.chart_title("日本") == "\ufffd\ufffd"
+    assert chart.chart_title("one\ntwo\u200d") == "one two"
+    assert chart.chart_title("$x^2$") == "$x^2$"
+    assert chart.chart_title("\x00\n ") == "Your song"
+    assert len(chart.chart_title("x" * 100)) == chart.TITLE_LENGTH
+
+
 def test_the_timeline_is_put_in_words_only_when_the_song_clearly_changes() -> None:
     intro = [("classical", 0.8)] * 4 + [("rock", 0.9)] * 12
     assert (
@@ -139,21 +193,63 @@ def test_the_json_has_styles_and_a_media_id() -> None:
 def test_votes_are_one_per_person_and_song_and_can_change(tmp_path: Path) -> None:
     store = FeedbackStore(tmp_path / "bot.sqlite3")
     answered = store.remember(classification([("rock", 0.9)] * 5))
-    assert store.remember(classification([("rock", 0.9)] * 5)).key == answered.key
-    store.vote(answered.key, "telegram", "telegram:1", "rock")
-    store.vote(answered.key, "telegram", "telegram:1", "jazz")  # changed
-    store.vote(answered.key, "discord", "discord:2", "jazz")
-    store.vote(answered.key, "discord", "discord:3", SOMETHING_ELSE)
+    here = AnswerMessage("telegram", "-100", "7")
+    assert store.show(answered.key, here)
+    store.vote(answered.key, here, "telegram:1", "rock")
+    store.vote(answered.key, here, "telegram:1", "jazz")  # changed
+    store.vote(answered.key, here, "discord:2", "jazz")
+    store.vote(answered.key, here, "discord:3", SOMETHING_ELSE)
     assert store.vote_of(answered.key, "telegram", "telegram:1") == "jazz"
     (rock,) = store.agreement()
     assert (rock.genre, rock.answers, rock.votes, rock.agreed) == ("rock", 1, 3, 0)
     assert store.labels() == [("https://example.com/watch?v=1", "jazz", 2)]
     with pytest.raises(ValueError):
-        store.vote(answered.key, "telegram", "telegram:1", "polka")
+        store.vote(answered.key, here, "telegram:1", "polka")
     with pytest.raises(ValueError):
-        store.vote("0" * 16, "telegram", "telegram:1", "rock")
+        store.vote("0" * 16, here, "telegram:1", "rock")
     # Nobody's id is stored, only a salted hash of it.
     assert b"telegram:1" not in (tmp_path / "bot.sqlite3").read_bytes()
+
+
+def test_every_answer_gets_its_own_unguessable_key_bound_to_its_message(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "bot.sqlite3")
+    song = classification([("rock", 0.9)] * 5)
+    first, second = store.remember(song), store.remember(song)
+    assert first.key != second.key and len(first.key) == len(second.key) == 16
+    here, there = AnswerMessage("telegram", "-100", "7"), AnswerMessage("telegram", "-100", "8")
+    assert store.show(first.key, here) and store.show(second.key, there)
+    assert not store.show(first.key, there)  # a key never moves to another message
+    # A press of the first answer's key on the second answer's message counts for nothing.
+    with pytest.raises(ValueError):
+        store.vote(first.key, there, "telegram:1", "jazz")
+    assert store.answered_in(first.key, there) is None
+    assert store.vote_of(first.key, "telegram", "telegram:1") is None
+    # An answer whose buttons were never shown takes no vote either.
+    unshown = store.remember(song)
+    with pytest.raises(ValueError):
+        store.vote(unshown.key, here, "telegram:1", "rock")
+
+
+def test_the_export_counts_songs_by_their_identity_and_people_once(tmp_path: Path) -> None:
+    """Two direct links to files of the same name are two songs; one song answered twice (two
+    spellings of a YouTube link) is one, and each person counts once for it."""
+    store = FeedbackStore(tmp_path / "bot.sqlite3")
+    answers = [
+        ("https://a.example/f/song.wav", "url:https://a.example/f/song.wav", "metal"),
+        ("https://b.example/x/song.wav", "url:https://b.example/x/song.wav", "jazz"),
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "youtube:dQw4w9WgXcQ", "pop"),
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "youtube:dQw4w9WgXcQ", "pop"),
+    ]
+    for number, (link, media_id, chosen) in enumerate(answers):
+        answered = store.remember(classification([("rock", 0.9)] * 3, link=link, media_id=media_id))
+        here = AnswerMessage("discord", "1", str(number))
+        store.show(answered.key, here)
+        store.vote(answered.key, here, "discord:5", chosen)
+    assert sorted(store.labels()) == [
+        ("https://a.example/f/song.wav", "metal", 1),
+        ("https://b.example/x/song.wav", "jazz", 1),
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "pop", 1),
+    ]
 
 
 @pytest.mark.slow
@@ -169,15 +265,15 @@ def test_corrections_are_exported_and_trained_on(
     for number in range(2):
         audio = (0.5 * song(6, seed=50 + number)).astype(np.float32)
         write_audio(http_server.root / f"heavy{number}.wav", audio, fmt="wav")
+        link = http_server.url(f"heavy{number}.wav")
         answered = store.remember(
             classification(
-                [("classical", 0.8)] * 3,
-                top="classical",
-                link=http_server.url(f"heavy{number}.wav"),
-                media_id=f"generic:{number}",
+                [("classical", 0.8)] * 3, top="classical", link=link, media_id=f"url:{link}"
             )
         )
-        store.vote(answered.key, "telegram", "telegram:7", "metal")  # "it's metal, really"
+        here = AnswerMessage("telegram", "-100", str(number))
+        store.show(answered.key, here)
+        store.vote(answered.key, here, "telegram:7", "metal")  # "it's metal, really"
 
     assert main(["feedback", "export", str(tmp_path / "labels.csv")]) == 0
     with (tmp_path / "labels.csv").open(encoding="utf-8") as file:

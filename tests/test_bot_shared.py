@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import GenreBot, Request
-from bot.limits import AlreadyWorking, CoolingDown, UserLimits
+from bot.limits import AlreadyWorking, CoolingDown, PressLimits, UserLimits
 from bot.links import find_links, first_link, normalise_link
 from bot.replies import (
     APOLOGY,
@@ -78,6 +78,17 @@ async def test_cooldown_and_one_job_per_user() -> None:
     now[0] += 10
     async with limits.admit("a"):
         pass
+
+
+def test_button_presses_have_a_burst_then_a_pace_per_person() -> None:
+    now = [0.0]
+    presses = PressLimits(burst=3, every_s=2.0, clock=lambda: now[0])
+    assert [presses.allow("a") for _ in range(5)] == [True, True, True, False, False]
+    assert presses.allow("b")  # someone else is not held up
+    now[0] += 2.0
+    assert presses.allow("a") and not presses.allow("a")
+    now[0] += 60
+    assert [presses.allow("a") for _ in range(4)] == [True, True, True, False]
 
 
 def _classification(

@@ -546,3 +546,41 @@ async def test_shards_split_the_servers_and_each_answers(
         )
         answer = await standin.wait_for_answer(interaction)
         assert_genre_embed(answer, card_of(adapter))
+
+
+async def test_a_forged_press_changes_nothing(
+    start_bot: StartBot,
+    standin: DiscordStandIn,
+    http_server: LocalServer,
+    tmp_path: Path,
+    settings: Settings,
+) -> None:
+    await start_bot()
+    links = [
+        http_server.add_file(
+            f"s{n}.mp3", write_song(tmp_path / f"s{n}", 8, seed=60 + n).read_bytes()
+        )
+        for n in range(2)
+    ]
+    answers = []
+    for number, link in enumerate(links):
+        user = standin.add_user(f"asker{number}")
+        interaction = await standin.use_slash_command("genre", user, options={"link": link})
+        answers.append(await standin.wait_for_answer(interaction))
+    ours, theirs = answers
+    their_agree, their_wrong = theirs.custom_ids
+    mallory = standin.add_user("mallory")
+    store = FeedbackStore(settings.database_path)
+    forged = [
+        await standin.use_component(ours, custom_id, mallory, forged=True)
+        for custom_id in (their_agree, their_wrong)
+    ]
+    # On its own message the same button counts.
+    press = await standin.use_component(theirs, their_agree, mallory)
+    thanks = await standin.wait_for_answer(press)
+    assert thanks.content.startswith("Thanks! Noted: ")
+    # The forged presses, dispatched before it, were dropped: no answer, no vote, no message.
+    assert all(not interaction.callbacks for interaction in forged)
+    assert store.vote_of(their_agree.rsplit(":", 1)[1], "discord", f"discord:{mallory.id}") == (
+        store.answered(their_agree.rsplit(":", 1)[1]).predicted
+    )

@@ -9,9 +9,10 @@ import pytest
 
 from classifier.audio import decode_audio
 from classifier.errors import AudioTooShort, Busy, InvalidSource, NotAudio, UnsafeAddress
-from classifier.pipeline import classify_audio, is_url
+from classifier.pipeline import classify_audio
 from classifier.results import Upload
 from classifier.service import ClassifierService
+from classifier.sources import is_url
 from config import Settings, load_settings
 from tests.audio_fixtures import write_song
 
@@ -121,8 +122,9 @@ async def test_busy_comes_from_the_expected_wait_not_a_count(tmp_path: Path, htt
         while service.in_flight == 0:
             await asyncio.sleep(0.01)
         assert service.expected_wait_s() > settings.busy_after_s
+        other_song = write_song(tmp_path / "other", seconds=4, fmt="wav", seed=2)  # not cached
         with pytest.raises(Busy, match="busy"):
-            await asyncio.wait_for(service.classify(song_path), timeout=1)
+            await asyncio.wait_for(service.classify(other_song), timeout=1)
         slow.cancel()
         await asyncio.gather(slow, return_exceptions=True)
 
@@ -152,7 +154,12 @@ async def test_same_link_twice_is_answered_from_the_cache(
     first = await service.classify(http_server.url("/song.mp3"))
     downloads = len(http_server.paths)
     second = await service.classify(http_server.url("/song.mp3"))
-    assert second == first
+    assert (second.genres, second.segments, second.title) == (
+        first.genres,
+        first.segments,
+        first.title,
+    )
+    assert second.media_id == first.media_id == f"url:{http_server.url('/song.mp3')}"
     assert len(http_server.paths) == downloads
 
 

@@ -156,11 +156,11 @@ async def test_a_worker_killed_mid_job_still_leaves_one_answer(
         os.kill(int(worker.rsplit("-", 1)[1]), signal.SIGKILL)
         answer = await asyncio.wait_for(request, 120)
     assert answer.ok, answer.error
-    assert int(state.redis.get(f"{PREFIX}attempts:{job_id}")) == 2
+    assert state.job_attempts(job_id) == 2
     assert not request.cancelled()
     # The killed job process counts as alive until its heartbeat expires, beside the one that
     # replaced it (up within a second): forget it, as the next tests count the workers.
-    state.redis.delete(f"{PREFIX}worker:{worker}")
+    state.forget_worker(worker)
 
 
 async def test_status_tells_queue_workers_and_cache(
@@ -241,14 +241,15 @@ async def test_redis_unreachable_at_start_is_a_clear_error_for_operators(tmp_pat
 
 
 async def test_the_cache_knows_media_by_what_they_are_not_how_the_link_is_spelt() -> None:
-    from classifier.fetch import canonical_media_id
+    from classifier.sources import link_source
 
     assert (
-        canonical_media_id("https://youtu.be/dQw4w9WgXcQ")
-        == canonical_media_id("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42")
+        link_source("https://youtu.be/dQw4w9WgXcQ").media_id
+        == link_source("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42").media_id
+        == link_source("https://music.youtube.com/watch?v=dQw4w9WgXcQ").media_id
         == "youtube:dQw4w9WgXcQ"
     )
-    assert canonical_media_id("http://127.0.0.1:1/a.mp3") == "url:http://127.0.0.1:1/a.mp3"
+    assert link_source("http://127.0.0.1:1/a.mp3").media_id == "url:http://127.0.0.1:1/a.mp3"
 
 
 async def test_uploads_beyond_the_download_limit_never_reach_redis(
@@ -265,4 +266,5 @@ async def test_uploads_beyond_the_download_limit_never_reach_redis(
                 await service.classify(source)
     state = SharedState(redis_server.url)
     assert state.redis.keys(f"{PREFIX}upload:*") == []
+    assert state.upload_bytes() == 0
     assert state.queue_length() == 0

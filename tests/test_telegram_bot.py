@@ -11,7 +11,7 @@ import re
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +20,17 @@ import pytest_asyncio
 from aiohttp import ClientSession
 from telegram.ext import AIORateLimiter
 
-from bot.core import GenreBot
+from bot.core import SLOW_DOWN, GenreBot
 from bot.feedback import FeedbackStore
 from bot.limits import CoolingDown
 from bot.replies import APOLOGY, genre_label
 from bot.runner import chat_adapters
-from bot.telegram_bot import PLACEHOLDER, TelegramAdapter, concurrent_update_limit
+from bot.telegram_bot import (
+    KEYBOARD_EDITS_PER_MINUTE,
+    PLACEHOLDER,
+    TelegramAdapter,
+    concurrent_update_limit,
+)
 from classifier.service import RESTARTING, ClassifierService
 from config import Settings, load_settings
 from tests.audio_fixtures import write_song
@@ -590,6 +595,8 @@ async def test_feedback_is_stored_and_can_be_changed(
 
     wrong = api.press(user, answer, answer.button("Wrong genre?")["callback_data"])
     await api.wait_for(lambda: api.answer_to(wrong))
+    # The keyboard changes a moment after the press is answered (at the chat's pace).
+    await api.wait_for(lambda: len(answer.buttons) > 2)
     offered = [button["text"] for button in answer.buttons]
     assert "Jazz" in offered and "Something else" in offered and "↩︎ Back" in offered
     pick = api.press(user, answer, answer.button("Jazz")["callback_data"])
@@ -687,3 +694,167 @@ async def test_webhook_mode_takes_updates_posted_with_its_secret_only(
         pass
     assert api.webhook_url == url
     assert secret not in caplog.text and TOKEN not in caplog.text
+
+
+# --- nobody's answer is decided by someone else (issue 19) -------------------------------------
+
+FLOOD_PRESSES = 120
+
+
+async def group_answer(
+    api: BotApiStandIn, group: dict[str, Any], user: dict[str, Any], link: str
+) -> BotMessage:
+    request = api.send_text(group, user, f"/genre@{BOT_USERNAME} {link}")
+    answer = await final_answer(api, request)
+    await api.wait_for(lambda: answer.buttons)
+    # And its chart, so that what comes later is all the flood's doing.
+    await api.wait_for(
+        lambda: any(m.photo and m.reply_to == answer.message_id for m in api.bot_messages(group))
+    )
+    return answer
+
+
+def key_of(answer: BotMessage) -> str:
+    return answer.button("👍")["callback_data"].split(":")[2]
+
+
+@pytest.mark.parametrize("pressers", [1, 30])
+async def test_a_button_flood_in_a_group_holds_up_no_other_chat(
+    telegram: TelegramAdapter,
+    api: BotApiStandIn,
+    http_server: LocalServer,
+    tmp_path: Path,
+    pressers: int,
+) -> None:
+    group = api.group("Flooded")
+    first = http_server.add_file("flood.mp3", write_song(tmp_path / "f", 8, seed=21).read_bytes())
+    answer = await group_answer(api, group, api.user("Asker"), first)
+    key = key_of(answer)
+    posted_before = len(api.bot_messages(group))
+    edits_before = len(api.calls_to("editMessageReplyMarkup"))
+    flooders = [api.user(f"Flooder {n}") for n in range(pressers)]
+    presses = [
+        api.press_data(flooders[n % pressers], answer, f"fb:{'no' if n % 2 == 0 else 'back'}:{key}")
+        for n in range(FLOOD_PRESSES)
+    ]
+    # Meanwhile someone else, in their own chat, asks about another song.
+    other = http_server.add_file("other.mp3", write_song(tmp_path / "o", 8, seed=22).read_bytes())
+    user, chat = new_private_chat(api, "Bystander")
+    asked = time.monotonic()
+    reply = await final_answer(api, api.send_text(chat, user, other))
+    answered_after = time.monotonic() - asked
+    assert reply.text.startswith("🎵 ")
+    assert answered_after < 15, f"the other chat waited {answered_after:.1f} s"
+    # Every press is answered (a toast at most), and the group is not written to.
+    await api.wait_for(lambda: all(api.answer_to(press) for press in presses), 20)
+    assert len(api.bot_messages(group)) - posted_before <= 3
+    assert len(api.bot_messages(group)) == posted_before
+    edits = len(api.calls_to("editMessageReplyMarkup")) - edits_before
+    assert edits <= KEYBOARD_EDITS_PER_MINUTE  # a minute has not passed
+    print(
+        f"flood of {FLOOD_PRESSES} presses by {pressers}: other chat answered in "
+        f"{answered_after:.2f} s; {edits} keyboard edits; 0 group messages"
+    )
+
+
+async def test_presses_too_fast_from_one_person_are_dropped_with_a_toast(
+    telegram: TelegramAdapter, api: BotApiStandIn, song_link: str, telegram_settings: Settings
+) -> None:
+    user, chat = new_private_chat(api, "Hasty")
+    answer = await final_answer(api, api.send_text(chat, user, song_link))
+    agree = answer.button("👍")["callback_data"]
+    presses = [api.press(user, answer, agree) for _ in range(20)]
+    await api.wait_for(lambda: all(api.answer_to(press) for press in presses))
+    toasts = [api.answer_to(press)["text"] for press in presses]
+    assert toasts.count(SLOW_DOWN) >= 10
+    assert toasts[0].startswith("Thanks! Noted: ")
+
+
+async def test_a_forged_press_changes_nothing_and_malformed_ones_post_nothing(
+    telegram: TelegramAdapter,
+    api: BotApiStandIn,
+    http_server: LocalServer,
+    tmp_path: Path,
+    telegram_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FeedbackStore(telegram_settings.database_path)
+    group = api.group("Forgers")
+    ours = http_server.add_file("ours.mp3", write_song(tmp_path / "a", 8, seed=31).read_bytes())
+    theirs = http_server.add_file("theirs.mp3", write_song(tmp_path / "b", 8, seed=32).read_bytes())
+    answer = await group_answer(api, group, api.user("Olga"), ours)
+    other = await group_answer(api, group, api.user("Pavel"), theirs)
+    keyboard, other_key = list(answer.buttons), key_of(other)
+    mallory = api.user("Mallory")
+    posted = len(api.bot_messages(group))
+    # A modified client sends the other answer's key on this answer's message.
+    forged = [
+        api.press_data(mallory, answer, f"fb:no:{other_key}"),
+        api.press_data(mallory, answer, f"fb:up:{other_key}"),
+        api.press_data(mallory, answer, f"fb:pick:{other_key}:jazz"),
+    ]
+    bad_data = [
+        *("fb:", "fb:up", "fb:pick", "fb:no:", "fb:pick:x", "fb:up:" + "A" * 40),
+        *("fb:up:" + key_of(answer) + ":x", "fb:nope:abc", "hello", "fb:pick::", "::"),
+        *(f"fb:{n}" for n in range(9)),
+    ]
+    malformed = [api.press_data(mallory, answer, data) for data in bad_data]
+    everything = forged + malformed
+    assert len(malformed) == 20
+    await api.wait_for(lambda: all(api.answer_to(press) for press in everything))
+    await asyncio.sleep(0.5)  # time for any keyboard change a press might have caused
+    assert answer.buttons == keyboard  # still its own keyboard
+    assert store.vote_of(other_key, "telegram", f"telegram:{mallory['id']}") is None
+    assert len(api.bot_messages(group)) == posted  # nothing said in the chat
+    assert "Traceback" not in caplog.text and "ValueError" not in caplog.text
+    # The answer's own buttons still work.
+    press = api.press(mallory, answer, answer.button("👍")["callback_data"])
+    toast = await api.wait_for(lambda: api.answer_to(press))
+    assert toast["text"].startswith("Thanks! Noted: ")
+
+
+async def test_links_to_files_of_one_name_on_two_hosts_are_two_songs(
+    telegram: TelegramAdapter,
+    api: BotApiStandIn,
+    http_server_factory: Callable[..., LocalServer],
+    tmp_path: Path,
+    telegram_settings: Settings,
+) -> None:
+    first, second = http_server_factory("127.0.0.1"), http_server_factory("127.0.0.2")
+    links = [
+        server.add_file(
+            "f/song.wav", write_song(tmp_path / f"s{n}", 8, "wav", seed=40 + n).read_bytes()
+        )
+        for n, server in enumerate((first, second))
+    ]
+    answers = []
+    for number, link in enumerate(links):
+        user, chat = new_private_chat(api, f"Listener {number}")
+        answers.append((user, await final_answer(api, api.send_text(chat, user, link))))
+    # The second song was fetched, not answered from the first one's entry.
+    assert first.paths and second.paths
+    keys = [key_of(answer) for _, answer in answers]
+    assert keys[0] != keys[1]
+    for (user, answer), chosen in zip(answers, ("Jazz", "Metal"), strict=True):
+        wrong = api.press(user, answer, answer.button("Wrong genre?")["callback_data"])
+        await api.wait_for(lambda wrong=wrong: api.answer_to(wrong))
+        await api.wait_for(lambda answer=answer: len(answer.buttons) > 2)
+        pick = api.press(user, answer, answer.button(chosen)["callback_data"])
+        await api.wait_for(lambda pick=pick: api.answer_to(pick))
+    labels = FeedbackStore(telegram_settings.database_path).labels()
+    assert (links[0], "jazz", 1) in labels and (links[1], "metal", 1) in labels
+
+
+async def test_the_same_upload_from_two_people_keeps_each_ones_file_name(
+    telegram: TelegramAdapter, api: BotApiStandIn, tmp_path: Path
+) -> None:
+    data = write_song(tmp_path / "demo", 8, "wav", seed=50).read_bytes()
+    names = ("Alice – unreleased demo (private).wav", "bobs-copy.wav")
+    answers = []
+    for name in names:
+        user, chat = new_private_chat(api, name[:5])
+        request = api.send_document(chat, user, data, name, "audio/wav")
+        answers.append(await final_answer(api, request))
+    assert answers[0].text.splitlines()[0] == f"🎵 {names[0]}"
+    assert answers[1].text.splitlines()[0] == f"🎵 {names[1]}"
+    assert "Alice" not in answers[1].text
