@@ -1,5 +1,6 @@
 """The picture that goes with every answer: the top genres as bars with percentages, and a strip
-across the song's duration coloured by the genre heard in each analysed stretch, with time marks.
+across the song's duration coloured by the genre heard in each analysed stretch, with time marks
+and a legend for every colour the strip uses (a stretch may sound like a genre no bar shows).
 
 Drawn with matplotlib's Agg backend (no screen) on an opaque dark card that reads the same in a
 chat's light and dark themes, small enough to post anywhere (about 30 KB).
@@ -39,12 +40,20 @@ PALETTE = {
     "pop": "#FF7FBF",
     "reggae": "#009E73",
     "rock": "#E8453C",
+    "electronic": "#7C4DFF",
+    "folk": "#C5E1A5",
+    "latin": "#00BCD4",
+    "rnb": "#A1887F",
 }
 OTHER = "#7f7f7f"
 TITLE_LENGTH = 48
 TITLE_WEIGHT = "bold"
 # Drawn for a character the title font has no glyph for (an emoji, CJK on a bare server).
 NO_GLYPH = "\ufffd"
+# The strip's legend: one row up to this many genres (two beyond), beside its caption while it
+# leaves room for one.
+LEGEND_ROW = 7
+LEGEND_WITH_CAPTION = 4
 # pyplot's state is process-wide: one chart at a time.
 _lock = threading.Lock()
 
@@ -55,7 +64,7 @@ def render_chart(result: Classification) -> bytes:
 
     matplotlib.use("Agg", force=False)
     from matplotlib import pyplot as plt
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Patch, Rectangle
 
     with _lock:
         figure = plt.figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, facecolor=BACKGROUND)
@@ -107,7 +116,27 @@ def render_chart(result: Classification) -> bytes:
             strip.tick_params(axis="y", left=False, labelleft=False)
             for side in strip.spines.values():
                 side.set_visible(False)
-            figure.text(0.03, 0.27, "what each stretch sounded like", color=MUTED, fontsize=9)
+            heard = _strip_genres(result)
+            if len(heard) <= LEGEND_WITH_CAPTION:
+                figure.text(0.03, 0.27, "what each stretch sounded like", color=MUTED, fontsize=9)
+            if heard:
+                figure.legend(
+                    handles=[
+                        Patch(color=PALETTE.get(genre, OTHER), label=genre_label(genre))
+                        for genre in heard
+                    ],
+                    loc="center right",
+                    bbox_to_anchor=(0.97, 0.275),
+                    ncol=len(heard) if len(heard) <= LEGEND_ROW else -(-len(heard) // 2),
+                    frameon=False,
+                    fontsize=8,
+                    labelcolor=MUTED,
+                    handlelength=1.0,
+                    handleheight=0.8,
+                    handletextpad=0.4,
+                    columnspacing=0.9,
+                    borderaxespad=0.0,
+                )
             out = io.BytesIO()
             figure.savefig(out, format="png", facecolor=BACKGROUND, dpi=DPI)
         finally:
@@ -145,6 +174,15 @@ def _drawable() -> frozenset[int]:
 
     path = font_manager.findfont(font_manager.FontProperties(weight=TITLE_WEIGHT))
     return frozenset(FT2Font(path).get_charmap())
+
+
+def _strip_genres(result: Classification) -> list[str]:
+    """The genres the strip shows, most stretches first (ties in the answer's order)."""
+    order = {score.genre: rank for rank, score in enumerate(result.genres)}
+    counts: dict[str, int] = {}
+    for segment in result.segments:
+        counts[segment.genre] = counts.get(segment.genre, 0) + 1
+    return sorted(counts, key=lambda genre: (-counts[genre], order.get(genre, len(order))))
 
 
 def _time_marks(duration: float) -> list[float]:

@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = what.add_parser("export", help="write link,genre,votes CSV of the corrections")
     export.add_argument("file", type=Path, nargs="?", help="output file (default: stdout)")
     what.add_parser("stats", help="how often people agreed, per predicted genre")
+    import_ = what.add_parser(
+        "import",
+        help="download the songs of an export into a folder that `train` and `evaluate` read",
+    )
+    import_.add_argument("file", type=Path, help="a `scriabin feedback export` CSV")
+    import_.add_argument("folder", type=Path, help="the folder to create or add to")
     return parser
 
 
@@ -237,13 +243,13 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
 def feedback_folder(
     csv_file: Path, data_dirs: list[Path], folder: Path, settings: Settings
 ) -> Path:
-    """The songs of a feedback export, downloaded into `folder` as one more GTZAN-layout
-    folder (only the genres the other folders have)."""
+    """The songs of a feedback export, downloaded into `folder` as one more indexed collection
+    (only the genres the other folders have)."""
     from classifier.training.datasets import genres_of, read_gtzan_folders
-    from classifier.training.feedback import fetch_labelled_links, read_link_labels
+    from classifier.training.feedback import import_feedback, read_link_labels
 
     genres = genres_of(read_gtzan_folders(data_dirs))
-    added = fetch_labelled_links(read_link_labels(csv_file), genres, folder, settings)
+    added = import_feedback(read_link_labels(csv_file), genres, folder, settings)
     print(f"feedback: {sum(added.values())} song(s) from {csv_file}: {added or 'none usable'}")
     return folder
 
@@ -374,6 +380,16 @@ def worker_here(state: SharedState) -> bool:
 def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
     from .feedback import FeedbackStore
 
+    if args.action == "import":
+        from classifier.genres import GENRES
+        from classifier.training.feedback import import_feedback, read_link_labels
+
+        added = import_feedback(read_link_labels(args.file), tuple(GENRES), args.folder, settings)
+        print(
+            f"imported {sum(added.values())} song(s) into {args.folder}: {added or 'none usable'}"
+            f"; train on it beside the others: scriabin train ... {args.folder}"
+        )
+        return 0
     store = FeedbackStore(settings.database_path)
     if args.action == "export":
         if args.file is None:

@@ -164,7 +164,7 @@ class GenreBot:
             log.warning("could not store a vote: %r", error)
             return APOLOGY
         if chosen == SOMETHING_ELSE:
-            return "Thanks! Noted: you'd call it something other than my ten genres."
+            return "Thanks! Noted: you'd call it something other than my genres."
         return f"Thanks! Noted: {genre_label(chosen)}."
 
 

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from classifier.errors import ScriabinError
+from classifier.genres import genre_name
 from classifier.results import Classification, GenreScore, Segment, StyleScore, TagScore
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,6 @@ CHANGE_MIN_CONFIDENCE = 0.6
 CHANGE_MAX_STRETCHES = 2
 BAR_WIDTH = 10
 _EIGHTHS = " ▏▎▍▌▋▊▉"
-# Typography only: the genre list itself comes from the model's card.
-_SPELLING = {"hiphop": "Hip-hop", "rnb": "R&B", "edm": "EDM"}
 
 HELP_TEXT = (
     "Send me a song and I'll tell you its genre.\n"
@@ -46,6 +45,7 @@ class GenreReply:
     model: str
     styles: tuple[StyleScore, ...] = ()
     timeline: str | None = None  # the song's changes of character, in words
+    unfamiliar: bool = False  # the song fits none of the model's genres well
 
     @property
     def heading(self) -> str:
@@ -53,19 +53,31 @@ class GenreReply:
 
     @property
     def verdict(self) -> str:
+        """One sentence: "Sounds like R&B / soul (funk).", or how unsure the answer is."""
         top = self.genres[0]
-        if self.styles:
+        outside = [style for style in self.styles if style.genre is None]
+        if outside:
             return (
-                f"Sounds like {self.styles[0].label}, which is not one of my ten genres; "
-                f"nearest of them: {genre_label(top.genre)} {percent(top.confidence)}."
+                f"Sounds like {outside[0].label}, which is not one I know well; "
+                f"closest: {self.closest}."
             )
+        if self.unfamiliar:
+            return f"Not one I know well; closest: {self.closest}."
         if self.uncertain:
             runner_up = self.genres[1]
             return (
                 f"Not sure about this one: somewhere between "
                 f"{genre_label(top.genre)} and {genre_label(runner_up.genre)}."
             )
-        return f"Sounds like {genre_label(top.genre)}."
+        own = [style.label for style in self.styles if style.genre == top.genre]
+        return f"Sounds like {genre_label(top.genre)}" + (f" ({own[0]})." if own else ".")
+
+    @property
+    def closest(self) -> str:
+        """The two nearest genres with their confidence: "Pop 34% or Hip-hop 20%"."""
+        return " or ".join(
+            f"{genre_label(score.genre)} {percent(score.confidence)}" for score in self.genres[:2]
+        )
 
     @property
     def tags_line(self) -> str | None:
@@ -75,7 +87,8 @@ class GenreReply:
 
 
 def genre_label(genre: str) -> str:
-    return _SPELLING.get(genre, genre.capitalize())
+    """What people read for a genre id ("rnb" -> "R&B / soul"): the vocabulary's name."""
+    return genre_name(genre)
 
 
 def percent(confidence: float) -> str:
@@ -118,6 +131,7 @@ def build_reply(result: Classification) -> GenreReply:
         model=f"{result.model.name} {result.model.version}",
         styles=result.styles,
         timeline=timeline_text(result.segments, result.genres[0].genre),
+        unfamiliar=result.unfamiliar,
     )
 
 

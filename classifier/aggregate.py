@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import styles
 from .model import SegmentPredictions
 from .results import GenreScore, Segment, StyleScore, TagScore
-from .styles import beyond_genres, style_label
 
 
 def song_probabilities(probabilities: np.ndarray) -> np.ndarray:
@@ -48,11 +48,16 @@ def strongest_tags(predictions: SegmentPredictions, limit: int = 3) -> tuple[Tag
     )
 
 
-def clear_styles(predictions: SegmentPredictions, top_genre: int) -> tuple[StyleScore, ...]:
-    """The styles beyond our genres that the song clearly has, when the model can tell."""
+def clear_styles(
+    predictions: SegmentPredictions, genres: Sequence[str], top_genre: int, sure: bool
+) -> tuple[StyleScore, ...]:
+    """The finer styles the song clearly has, when the model can tell (`classifier.styles`)."""
     if predictions.style_probabilities is None or predictions.genre_class_probabilities is None:
         return ()
-    named = beyond_genres(
-        predictions.style_probabilities, predictions.genre_class_probabilities, top_genre
+    return styles.clear_styles(
+        predictions.style_probabilities,
+        predictions.genre_class_probabilities,
+        genres,
+        top_genre,
+        sure,
     )
-    return tuple(StyleScore(style, style_label(style), round(p, 4)) for style, p in named)

@@ -28,6 +28,7 @@ from .backbones import (
     weights_dir,
 )
 from .features import segment_starts
+from .genres import GENRES
 from .model import ModelCard, SegmentPredictions, load_head
 from .styles import StyleColumns
 from .tags import TAG_BACKBONE, TagCalibration
@@ -43,42 +44,31 @@ MUSICNN_SEGMENT_SAMPLES = round(SEGMENT_S * musicnn.SAMPLE_RATE)  # 47872 at 16 
 # Samples around each segment that its features may feel through the resampler's filter.
 HEARD_MARGIN = SAMPLE_RATE // 20
 
-# Each tagger's own name for each genre, from its vocabulary alone (never fitted to our clips):
-# AudioSet's class named after the genre ("Heavy metal" is AudioSet's metal), and the MSD tag of
-# the same name where the last.fm vocabulary has one (it has none for classical, disco, reggae).
-AUDIOSET_GENRES = {
-    "blues": "Blues",
-    "classical": "Classical music",
-    "country": "Country",
-    "disco": "Disco",
-    "hiphop": "Hip hop music",
-    "jazz": "Jazz",
-    "metal": "Heavy metal",
-    "pop": "Pop music",
-    "reggae": "Reggae",
-    "rock": "Rock music",
-}
-MSD_GENRES = {
-    "blues": "blues",
-    "country": "country",
-    "hiphop": "Hip-Hop",
-    "jazz": "jazz",
-    "metal": "metal",
-    "pop": "pop",
-    "rock": "rock",
-}
+# Each tagger's own names for each genre, from the vocabulary alone (never fitted to our songs):
+# the AudioSet classes that mean the genre ("Heavy metal" is AudioSet's metal; electronic is
+# house, techno, dubstep... too), and the MSD tags that do where the last.fm vocabulary has any
+# (none for classical, disco, latin, reggae).
+AUDIOSET_GENRES = {genre.id: genre.audioset for genre in GENRES.values()}
+MSD_GENRES = {genre.id: genre.msd for genre in GENRES.values() if genre.msd}
 # Tag probabilities are clipped before their log-odds: float32 sigmoids saturate.
 PROBABILITY_CLIP = 1e-6
 
 
+def _names(value: str | Sequence[str]) -> tuple[str, ...]:
+    """A card's names for a genre: one (cards before 3.0 wrote a string) or several."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @dataclass(frozen=True)
 class FusionInput:
-    """What the head reads per segment: each tagger's score for every genre (its logit for the
-    genre's AudioSet class; the log-odds of the genre's MSD tag, 0 where there is none), then
-    the MSD tagger's penultimate features."""
+    """What the head reads per segment: each tagger's score for every genre (the highest logit
+    of the genre's AudioSet classes; the log-odds of the likeliest of its MSD tags, 0 where it
+    has none), then the MSD tagger's penultimate features."""
 
-    audioset_classes: Mapping[str, str] = field(default_factory=lambda: dict(AUDIOSET_GENRES))
-    msd_tags: Mapping[str, str] = field(default_factory=lambda: dict(MSD_GENRES))
+    audioset_classes: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(AUDIOSET_GENRES)
+    )
+    msd_tags: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(MSD_GENRES))
     max_segments: int = 32
     musicnn_dir: str = MUSICNN_DIR
     efficientat_dir: str = EFFICIENTAT_DIR
@@ -86,8 +76,8 @@ class FusionInput:
     @classmethod
     def from_card(cls, features: Mapping[str, Any]) -> FusionInput:
         return cls(
-            audioset_classes=dict(features["audioset_classes"]),
-            msd_tags=dict(features["msd_tags"]),
+            audioset_classes={g: _names(v) for g, v in features["audioset_classes"].items()},
+            msd_tags={g: _names(v) for g, v in features["msd_tags"].items()},
             max_segments=int(features["max_segments"]),
             musicnn_dir=str(features.get("musicnn_dir", MUSICNN_DIR)),
             efficientat_dir=str(features.get("efficientat_dir", EFFICIENTAT_DIR)),
@@ -97,12 +87,13 @@ class FusionInput:
         return {
             "type": "pretrained-genre-fusion",
             "backbones": [EFFICIENTAT, MUSICNN_BACKBONE],
-            "audioset_classes": dict(self.audioset_classes),
-            "msd_tags": dict(self.msd_tags),
+            "audioset_classes": {g: list(v) for g, v in self.audioset_classes.items()},
+            "msd_tags": {g: list(v) for g, v in self.msd_tags.items()},
             "head_input": (
-                "per segment: the AudioSet logit of each genre's class (genre order), the "
-                "log-odds of each genre's MSD tag (probability clipped to [1e-6, 1 - 1e-6]; 0 "
-                "for genres without a tag), then the MSD tagger's 200 penultimate features"
+                "per segment: the highest AudioSet logit of each genre's classes (genre order), "
+                "the log-odds of the likeliest of each genre's MSD tags (probability clipped to "
+                "[1e-6, 1 - 1e-6]; 0 for genres without a tag), then the MSD tagger's 200 "
+                "penultimate features"
             ),
             "segment": {
                 "seconds": round(SEGMENT_S, 4),
@@ -132,10 +123,10 @@ class FusionOutputs:
 
 @dataclass(frozen=True)
 class PriorColumns:
-    """Where each genre's score sits in each tagger's outputs (None: the tagger has no name)."""
+    """Where each genre's scores sit in each tagger's outputs (empty: the tagger has no name)."""
 
-    audioset: tuple[int, ...]
-    msd: tuple[int | None, ...]
+    audioset: tuple[tuple[int, ...], ...]
+    msd: tuple[tuple[int, ...], ...]
 
     @classmethod
     def find(
@@ -145,22 +136,23 @@ class PriorColumns:
         audioset_labels: Sequence[str],
         msd_tags: Sequence[str],
     ) -> PriorColumns:
-        unnamed = [g for g in genres if g not in fusion_input.audioset_classes]
+        unnamed = [g for g in genres if not fusion_input.audioset_classes.get(g)]
         if unnamed:
             raise ValueError(
                 f"the fusion model knows no AudioSet class for {', '.join(unnamed)}; it covers "
                 f"{', '.join(fusion_input.audioset_classes)}"
             )
-        audioset = [list(audioset_labels).index(fusion_input.audioset_classes[g]) for g in genres]
-        msd = [
-            list(msd_tags).index(fusion_input.msd_tags[g]) if g in fusion_input.msd_tags else None
-            for g in genres
-        ]
-        return cls(tuple(audioset), tuple(msd))
+        labels = {label: i for i, label in enumerate(audioset_labels)}
+        tags = {tag: i for i, tag in enumerate(msd_tags)}
+        audioset = tuple(
+            tuple(labels[name] for name in fusion_input.audioset_classes[g]) for g in genres
+        )
+        msd = tuple(tuple(tags[name] for name in fusion_input.msd_tags.get(g, ())) for g in genres)
+        return cls(audioset, msd)
 
     @property
     def msd_present(self) -> np.ndarray:
-        return np.array([column is not None for column in self.msd], dtype=np.float32)
+        return np.array([bool(columns) for columns in self.msd], dtype=np.float32)
 
 
 def to_musicnn_rate(audio: np.ndarray) -> np.ndarray:
@@ -194,11 +186,13 @@ def segment_inputs(audio: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, n
 
 def head_features(outputs: FusionOutputs, columns: PriorColumns) -> np.ndarray:
     """The (segments, 2 * genres + 200) float32 matrix the head reads (see FusionInput)."""
-    audioset = outputs.audioset.logits[:, list(columns.audioset)]
+    logits = outputs.audioset.logits
+    audioset = np.stack([logits[:, list(c)].max(axis=1) for c in columns.audioset], axis=1)
     msd = np.zeros_like(audioset)
-    for genre, column in enumerate(columns.msd):
-        if column is not None:
-            p = np.clip(outputs.msd.taggram[:, column], PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    for genre, tags in enumerate(columns.msd):
+        if tags:
+            p = outputs.msd.taggram[:, list(tags)].max(axis=1)
+            p = np.clip(p, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
             msd[:, genre] = np.log(p / (1 - p))
     return np.hstack([audioset, msd, outputs.msd.penultimate]).astype(np.float32)
 
@@ -325,9 +319,9 @@ class FusionSession:
             ),
             tag_thresholds=tags.thresholds if tags is not None else None,
             style_probabilities=model.styles.segment_probabilities(outputs.audioset.probabilities),
-            genre_class_probabilities=outputs.audioset.probabilities[
-                :, list(model.styles.genre_classes)
-            ],
+            genre_class_probabilities=model.styles.genre_probabilities(
+                outputs.audioset.probabilities
+            ),
         )
 
     def _run(self, audio: np.ndarray, starts: np.ndarray) -> None:

@@ -77,6 +77,13 @@ class ModelCard:
         return float(calibration.get("uncertain_below", DEFAULT_UNCERTAIN_BELOW))
 
     @property
+    def unfamiliar_below(self) -> float:
+        """The top confidence under which a song fits none of the model's genres well: chosen
+        from held-out songs of its genres when it was measured (0: never said)."""
+        calibration = self.metrics.get("calibration") or {}
+        return float(calibration.get("unfamiliar_below", 0.0))
+
+    @property
     def model_path(self) -> Path:
         return self.path.parent / self.file
 
@@ -113,9 +120,9 @@ class SegmentPredictions:
     tag_names: tuple[str, ...] = ()
     tag_probabilities: np.ndarray | None = None  # (segments, tags) when the model has tags
     tag_thresholds: np.ndarray | None = None  # (tags,) calibrated per tag
-    # For models that hear AudioSet's classes: (segments, styles) probabilities of the styles
-    # beyond our genres (classifier.styles.STYLES order) and (segments, genres) of our genres'
-    # own classes, to tell whether a song is clearly something else.
+    # For models that hear AudioSet's classes: (segments, styles) probabilities of the finer
+    # styles (classifier.genres.STYLES order) and (segments, genres) of our genres' own classes,
+    # to name a song's style and to tell whether it is clearly something else.
     style_probabilities: np.ndarray | None = None
     genre_class_probabilities: np.ndarray | None = None
 

@@ -131,7 +131,8 @@ def classify_audio(
     session: Any = None,
 ) -> Classification:
     """Classify decoded mono samples at the model's sample rate. The answer is marked uncertain
-    under `uncertain_below`, by default the model's own calibrated threshold. `session`: the
+    under `uncertain_below`, by default the model's own calibrated threshold, and unfamiliar
+    (fits none of the genres well) under the card's own floor for that. `session`: the
     model's prediction begun while the song was decoded (see FusionSession), to finish."""
     started = time.perf_counter() if started is None else started
     card = model.card
@@ -143,6 +144,7 @@ def classify_audio(
         raise AudioTooShort(f"That's too short: send at least {card.segment_s:.0f} s of audio.")
     probabilities = song_probabilities(predictions.probabilities)
     threshold = card.uncertain_below if uncertain_below is None else uncertain_below
+    top = float(probabilities.max())
     return Classification(
         source=source,
         title=title,
@@ -153,8 +155,11 @@ def classify_audio(
         model=ModelRef(card.name, card.version),
         tags=strongest_tags(predictions),
         url=url,
-        uncertain=bool(probabilities.max() < threshold),
-        styles=clear_styles(predictions, int(probabilities.argmax())),
+        uncertain=top < threshold,
+        unfamiliar=top < card.unfamiliar_below,
+        styles=clear_styles(
+            predictions, card.genres, int(probabilities.argmax()), sure=top >= threshold
+        ),
         timings=Timings(
             fetch_s=round(fetch_s, 4),
             decode_s=round(decode_s, 4),

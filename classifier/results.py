@@ -41,11 +41,13 @@ class TagScore:
 
 @dataclass(frozen=True)
 class StyleScore:
-    """A style beyond the ten genres that the song clearly has (`classifier.styles`)."""
+    """A finer style the song clearly has (`classifier.styles`): of `genre`, or of none of the
+    model's genres when `genre` is None."""
 
     style: str
     label: str
     confidence: float
+    genre: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class Classification:
     url: str | None = None
     # True when the top confidence is under the model's calibrated "not sure" threshold.
     uncertain: bool = False
+    # True when the song fits none of the model's genres well (it is clearly a style outside
+    # them, or no genre reaches the model's calibrated floor): the answer says so.
+    unfamiliar: bool = False
     styles: tuple[StyleScore, ...] = ()
     # What identifies the media whatever link it came by: "<extractor>:<id>" for links,
     # "sha256:<hex>" for uploaded and local files.
@@ -116,6 +121,7 @@ class Classification:
             tags=tuple(TagScore(**item) for item in data.get("tags", ())),
             url=data.get("url"),
             uncertain=bool(data.get("uncertain", False)),
+            unfamiliar=bool(data.get("unfamiliar", False)),
             styles=tuple(StyleScore(**item) for item in data.get("styles", ())),
             media_id=data.get("media_id"),
             timings=Timings(**data.get("timings", {})),
@@ -158,11 +164,13 @@ class Classification:
             ),
             url=_optional_text(entry.get("url")),
             uncertain=_flag(entry.get("uncertain", False)),
+            unfamiliar=_flag(entry.get("unfamiliar", False)),
             styles=tuple(
                 StyleScore(
                     _text(item.get("style")),
                     _text(item.get("label")),
                     _share(item.get("confidence")),
+                    None if item.get("genre") is None else _choice(item.get("genre"), genres),
                 )
                 for item in map(_mapping, _items(entry.get("styles", []), "styles"))
             ),

@@ -1,13 +1,15 @@
-"""Music beyond our ten genres: when EfficientAT's AudioSet classes say clearly that a song is a
-style the ten do not cover (electronic, folk, soul/R&B, funk, punk, ambient, latin...), the
-answer says so beside the nearest of the ten.
+"""Finer names than our genres, where the AudioSet tagger is clear: a style of the genre we
+answer with ("R&B / soul (funk)", "Electronic (house)"), or music that none of our genres covers
+(Afrobeat, gospel...), which the answer then says rather than forcing it into the nearest genre.
 
-The vocabulary is AudioSet's own: each style is one or more of its music-genre classes, taken
-from its ontology (no K-pop class: K-pop is pop to AudioSet, and to us). A style is named when
-the song's mean probability for it reaches AudioSet's own decision level, 0.5, and is higher
-than the probability AudioSet gives the class of our top genre: the tagger must be sure, and
-surer than it is of the genre we answer with. On the 179 GTZAN clips of gtzan-mini and
-gtzan-extra (all within the ten) it names no style at all; at 0.3 it would have named four.
+The styles are AudioSet's own classes (`classifier.genres.STYLES`). A style of our answer is
+named when the song's mean probability for it reaches STYLE_LEVEL. AudioSet's genre classes are
+rare labels: over a 30-s preview their mean stays under its usual 0.5 even where they are right
+(Skrillex: dubstep 0.43; Swedish House Mafia: EDM 0.36), so a style is named from 0.3. On our
+labelled songs that names electronic styles well and rock's less so (The Killers: grunge 0.30).
+A style outside our genres is named only when the answer is not sure anyway, AudioSet's mean
+for it reaches 0.5, and it is likelier than AudioSet's classes of the genre we would answer
+with (AudioSet hears reggaeton's rhythm as Afrobeat: a sure "Latin" keeps no such style).
 """
 
 from __future__ import annotations
@@ -17,78 +19,74 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STYLE_LEVEL = 0.5
-# Style -> (the name users read, AudioSet classes that mean it).
-STYLES: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "electronic": (
-        "Electronic music",
-        (
-            "Electronic music",
-            "Electronic dance music",
-            "Electronica",
-            "House music",
-            "Techno",
-            "Trance music",
-            "Dubstep",
-            "Drum and bass",
-        ),
-    ),
-    "folk": ("Folk music", ("Folk music",)),
-    "soul": ("Soul / R&B", ("Soul music", "Rhythm and blues")),
-    "funk": ("Funk", ("Funk",)),
-    "punk": ("Punk rock", ("Punk rock",)),
-    "ambient": ("Ambient / new age", ("Ambient music", "New-age music")),
-    "latin": ("Latin music", ("Music of Latin America", "Salsa music", "Flamenco")),
-    "gospel": ("Gospel", ("Gospel music",)),
-    "ska": ("Ska", ("Ska",)),
-    "afrobeat": ("Afrobeat", ("Afrobeat",)),
-    "bollywood": ("Bollywood", ("Music of Bollywood",)),
-    "carnatic": ("Carnatic music", ("Carnatic music",)),
-    "middle-eastern": ("Middle Eastern music", ("Middle Eastern music",)),
-}
+from .genres import STYLES
+from .results import StyleScore
+
+STYLE_LEVEL = 0.3
+OUTSIDE_LEVEL = 0.5
 
 
 @dataclass(frozen=True)
 class StyleColumns:
-    """Where each style's classes, and each genre's class, sit in AudioSet's 527 outputs."""
+    """Where each style's classes, and each genre's classes, sit in AudioSet's 527 outputs."""
 
     styles: tuple[str, ...]
     classes: tuple[tuple[int, ...], ...]  # per style
-    genre_classes: tuple[int, ...]  # per genre, in the model's genre order
+    genre_classes: tuple[tuple[int, ...], ...]  # per genre, in the model's genre order
 
     @classmethod
     def find(
-        cls, labels: Sequence[str], genre_classes: Mapping[str, str], genres: Sequence[str]
+        cls,
+        labels: Sequence[str],
+        genre_classes: Mapping[str, Sequence[str]],
+        genres: Sequence[str],
     ) -> StyleColumns:
         index = {label: i for i, label in enumerate(labels)}
         return cls(
             styles=tuple(STYLES),
-            classes=tuple(tuple(index[name] for name in STYLES[s][1]) for s in STYLES),
-            genre_classes=tuple(index[genre_classes[g]] for g in genres),
+            classes=tuple(tuple(index[name] for name in s.audioset) for s in STYLES.values()),
+            genre_classes=tuple(tuple(index[name] for name in genre_classes[g]) for g in genres),
         )
 
     def segment_probabilities(self, audioset: np.ndarray) -> np.ndarray:
-        """(segments, styles): each style's strongest class, from (segments, 527) sigmoids."""
-        return np.stack([audioset[:, list(columns)].max(axis=1) for columns in self.classes], 1)
+        """(segments, styles): each style's likeliest class, from (segments, 527) sigmoids."""
+        return _strongest(audioset, self.classes)
+
+    def genre_probabilities(self, audioset: np.ndarray) -> np.ndarray:
+        """(segments, genres): each genre's likeliest AudioSet class."""
+        return _strongest(audioset, self.genre_classes)
 
 
-def beyond_genres(
-    style_probabilities: np.ndarray, genre_class_probabilities: np.ndarray, top_genre: int
-) -> list[tuple[str, float]]:
-    """The styles a song clearly has, strongest first, as (style, song-level probability).
+def _strongest(audioset: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    if not groups:
+        return np.zeros((len(audioset), 0), dtype=audioset.dtype)
+    return np.stack([audioset[:, list(columns)].max(axis=1) for columns in groups], axis=1)
 
-    `style_probabilities` is (segments, styles) and `genre_class_probabilities` (segments,
-    genres): AudioSet's probabilities for each style and for each of our genres' classes.
+
+def clear_styles(
+    style_probabilities: np.ndarray,
+    genre_class_probabilities: np.ndarray,
+    genres: Sequence[str],
+    top_genre: int,
+    sure: bool = True,
+) -> tuple[StyleScore, ...]:
+    """The styles a song clearly has: first those outside all our genres (strongest first; only
+    when the answer is not `sure`), then those of the genre we answer with.
+
+    `style_probabilities` is (segments, styles) in STYLES order and `genre_class_probabilities`
+    (segments, genres): AudioSet's probabilities for each style and for each of our genres.
     """
-    styles = style_probabilities.astype(np.float64).mean(axis=0)
-    ours = float(genre_class_probabilities[:, top_genre].mean())
-    named = [
-        (name, float(p))
-        for name, p in zip(STYLES, styles, strict=True)
-        if p >= STYLE_LEVEL and p > ours
-    ]
-    return sorted(named, key=lambda item: -item[1])
-
-
-def style_label(style: str) -> str:
-    return STYLES[style][0] if style in STYLES else style
+    means = style_probabilities.astype(np.float64).mean(axis=0)
+    ours = float(genre_class_probabilities[:, top_genre].astype(np.float64).mean())
+    answer = genres[top_genre]
+    outside, within = [], []
+    for style, p in zip(STYLES.values(), means, strict=True):
+        score = StyleScore(style.id, style.name, round(float(p), 4), style.genre)
+        if style.genre is None:
+            if not sure and p >= OUTSIDE_LEVEL and p > ours:
+                outside.append(score)
+        elif style.genre == answer and p >= STYLE_LEVEL:
+            within.append(score)
+    return tuple(
+        sorted(outside, key=lambda s: -s.confidence) + sorted(within, key=lambda s: -s.confidence)
+    )

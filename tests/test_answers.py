@@ -1,5 +1,6 @@
-"""Richer answers: the chart, the timeline in words, styles beyond the ten genres, and the
-feedback people give, down to retraining on their corrections."""
+"""Richer answers: the chart and its legend, the timeline in words, finer styles and music
+outside the genres, the readable names of the wider vocabulary, and the feedback people give,
+down to retraining on their corrections."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from bot import chart
 from bot.cli import main
 from bot.feedback import SOMETHING_ELSE, AnswerMessage, FeedbackStore
 from bot.replies import build_reply, render_text, timeline_text
+from classifier.genres import GENRES as VOCABULARY
+from classifier.genres import STYLES, genre_name, genre_of_label
 from classifier.results import (
     Classification,
     GenreScore,
@@ -26,7 +29,7 @@ from classifier.results import (
     Segment,
     StyleScore,
 )
-from classifier.styles import STYLE_LEVEL, STYLES, beyond_genres
+from classifier.styles import OUTSIDE_LEVEL, STYLE_LEVEL, clear_styles
 from tests.audio_fixtures import song, write_audio, write_tiny_gtzan
 
 if TYPE_CHECKING:
@@ -44,6 +47,8 @@ def classification(
     styles: tuple[StyleScore, ...] = (),
     link: str | None = "https://example.com/watch?v=1",
     media_id: str | None = "example:1",
+    uncertain: bool = False,
+    unfamiliar: bool = False,
 ) -> Classification:
     """A result whose segments (3 s each) heard `segments` (genre, confidence) in turn."""
     others = [genre for genre in GENRES if genre != top]
@@ -61,6 +66,8 @@ def classification(
         url=link,
         styles=styles,
         media_id=media_id,
+        uncertain=uncertain,
+        unfamiliar=unfamiliar,
     )
 
 
@@ -158,36 +165,109 @@ def test_the_timeline_is_put_in_words_only_when_the_song_clearly_changes() -> No
     assert "Mostly Rock; the intro (0:00–0:12) sounds like Classical." in text.splitlines()
 
 
-def test_a_style_beyond_the_ten_is_named_beside_the_nearest_genre() -> None:
-    electronic = StyleScore("electronic", "Electronic music", 0.81)
-    reply = build_reply(classification([("pop", 0.5)] * 5, top="pop", styles=(electronic,)))
-    assert reply.verdict == (
-        "Sounds like Electronic music, which is not one of my ten genres; nearest of them: Pop 70%."
+def test_the_vocabulary_has_fourteen_genres_with_readable_names() -> None:
+    assert tuple(VOCABULARY) == (
+        "blues", "classical", "country", "disco", "electronic", "folk", "hiphop",
+        "jazz", "latin", "metal", "pop", "reggae", "rnb", "rock",
+    )  # fmt: skip
+    assert [genre_name(g) for g in ("rnb", "hiphop", "electronic")] == [
+        "R&B / soul",
+        "Hip-hop",
+        "Electronic",
+    ]
+    assert genre_name("polka") == "Polka"  # a genre of a model trained on other folders
+    # A collection's label that names a style trains as its genre; music outside stays outside.
+    assert [genre_of_label(x) for x in ("kpop", "Punk", "house", "soul", "latin")] == [
+        "pop",
+        "rock",
+        "electronic",
+        "rnb",
+        "latin",
+    ]
+    assert genre_of_label("afrobeat") is None and genre_of_label("lofi") is None
+    for style in STYLES.values():
+        assert style.genre is None or style.genre in VOCABULARY
+
+
+def test_a_sure_answer_names_its_style_in_brackets() -> None:
+    funk = StyleScore("funk", "funk", 0.41, "rnb")
+    reply = build_reply(classification([("rnb", 0.8)] * 5, top="rnb", styles=(funk,)))
+    assert reply.verdict == "Sounds like R&B / soul (funk)."
+    plain = build_reply(classification([("rnb", 0.8)] * 5, top="rnb"))
+    assert plain.verdict == "Sounds like R&B / soul."
+    text = render_text(reply)
+    assert text.splitlines()[1] == "Sounds like R&B / soul (funk)."
+    assert text.splitlines()[2].startswith("R&B / soul  ")
+
+
+def test_unsure_and_unfamiliar_answers_say_so() -> None:
+    unsure = build_reply(classification([("pop", 0.5)] * 5, top="pop", uncertain=True))
+    assert unsure.verdict == "Not sure about this one: somewhere between Pop and Rock."
+    unknown = build_reply(
+        classification([("pop", 0.5)] * 5, top="pop", uncertain=True, unfamiliar=True)
+    )
+    assert unknown.verdict == "Not one I know well; closest: Pop 70% or Rock 10%."
+    afrobeat = StyleScore("afrobeat", "Afrobeat", 0.6, None)
+    outside = build_reply(
+        classification([("pop", 0.5)] * 5, top="pop", uncertain=True, styles=(afrobeat,))
+    )
+    assert outside.verdict == (
+        "Sounds like Afrobeat, which is not one I know well; closest: Pop 70% or Rock 10%."
     )
 
 
-def test_styles_need_a_sure_tagger_surer_than_of_our_genre() -> None:
+def _style_probabilities(**levels: float) -> np.ndarray:
     styles = np.zeros((4, len(STYLES)))
-    genres = np.zeros((4, 3))
-    electronic = list(STYLES).index("electronic")
-    styles[:, electronic] = 0.8
-    genres[:, 1] = 0.3
-    assert [name for name, _ in beyond_genres(styles, genres, top_genre=1)] == ["electronic"]
-    genres[:, 1] = 0.9  # the tagger is surer of our genre: nothing beyond it
-    assert beyond_genres(styles, genres, top_genre=1) == []
-    styles[:, electronic] = STYLE_LEVEL - 0.01
-    genres[:, 1] = 0.1  # under AudioSet's own decision level: not clear enough
-    assert beyond_genres(styles, genres, top_genre=1) == []
+    for style, level in levels.items():
+        styles[:, list(STYLES).index(style.replace("_", "-"))] = level
+    return styles
+
+
+def test_styles_of_the_answer_need_a_clear_tagger() -> None:
+    genres = ("electronic", "rock")
+    ours = np.full((4, 2), 0.2)
+    dubstep = _style_probabilities(dubstep=STYLE_LEVEL + 0.1, punk=0.9)
+    named = clear_styles(dubstep, ours, genres, top_genre=0)
+    # Only a style of the genre answered: punk belongs to rock.
+    assert [(s.style, s.genre) for s in named] == [("dubstep", "electronic")]
+    assert clear_styles(_style_probabilities(dubstep=STYLE_LEVEL - 0.01), ours, genres, 0) == ()
+
+
+def test_music_outside_the_genres_is_named_only_when_the_answer_is_unsure() -> None:
+    genres = ("hiphop", "latin")
+    ours = np.full((4, 2), 0.2)
+    afrobeat = _style_probabilities(afrobeat=OUTSIDE_LEVEL + 0.1)
+    assert clear_styles(afrobeat, ours, genres, top_genre=1, sure=True) == ()
+    (named,) = clear_styles(afrobeat, ours, genres, top_genre=1, sure=False)
+    assert (named.style, named.label, named.genre) == ("afrobeat", "Afrobeat", None)
+    # The tagger must be surer of it than of the genre we answer with.
+    surer = np.full((4, 2), 0.9)
+    assert clear_styles(afrobeat, surer, genres, top_genre=1, sure=False) == ()
 
 
 def test_the_json_has_styles_and_a_media_id() -> None:
-    electronic = StyleScore("electronic", "Electronic music", 0.81)
-    answer = classification([("pop", 0.5)] * 5, top="pop", styles=(electronic,)).as_json()
+    house = StyleScore("house", "house", 0.41, "electronic")
+    answer = classification(
+        [("electronic", 0.5)] * 5, top="electronic", styles=(house,), unfamiliar=False
+    ).as_json()
     assert list(answer["styles"]) == [
-        {"style": "electronic", "label": "Electronic music", "confidence": 0.81}
+        {"style": "house", "label": "house", "confidence": 0.41, "genre": "electronic"}
     ]
+    assert answer["unfamiliar"] is False
     assert answer["media_id"] == "example:1"
-    json.dumps(answer)
+    assert Classification.from_json(json.loads(json.dumps(answer))).styles == (house,)
+
+
+def test_the_strip_legend_names_every_colour_it_uses() -> None:
+    heard = [("rock", 0.9)] * 6 + [("electronic", 0.6)] * 2 + [("folk", 0.7)]
+    result = classification(heard)
+    # "folk" is heard in one stretch although it is not among the top bars.
+    assert "folk" not in [score.genre for score in result.genres[: chart.TOP_GENRES]]
+    assert chart._strip_genres(result) == ["rock", "electronic", "folk"]
+    assert all(genre in chart.PALETTE for genre in VOCABULARY)
+    assert len(set(chart.PALETTE.values())) == len(chart.PALETTE)
+    image = chart.render_chart(result)
+    assert png_size(image) == (640, 320)
 
 
 def test_votes_are_one_per_person_and_song_and_can_change(tmp_path: Path) -> None:
@@ -281,6 +361,26 @@ def test_corrections_are_exported_and_trained_on(
     assert [(row["genre"], row["votes"]) for row in rows] == [("metal", "1"), ("metal", "1")]
     assert main(["feedback", "stats"]) == 0
     assert "classical" in capsys.readouterr().out
+
+    # Imported, the corrections are a collection like more-genres: a source of their own.
+    imported = tmp_path / "feedback-songs"
+    assert main(["feedback", "import", str(tmp_path / "labels.csv"), str(imported)]) == 0
+    assert "imported 2 song(s)" in capsys.readouterr().out
+    with (imported / "INDEX.tsv").open(encoding="utf-8") as file:
+        index = list(csv.DictReader(file, delimiter="\t"))
+    assert [(row["genre"], row["source_repo"], row["votes"]) for row in index] == [
+        ("metal", "scriabin feedback", "1"),
+        ("metal", "scriabin feedback", "1"),
+    ]
+    assert {row["link"] for row in index} == {
+        http_server.url("heavy0.wav"),
+        http_server.url("heavy1.wav"),
+    }
+    assert all((imported / row["file"]).is_file() for row in index)
+    # Importing again adds nothing twice.
+    assert main(["feedback", "import", str(tmp_path / "labels.csv"), str(imported)]) == 0
+    assert len((imported / "INDEX.tsv").read_text(encoding="utf-8").splitlines()) == 3
+    capsys.readouterr()
 
     data = write_tiny_gtzan(tmp_path / "data", ("classical", "metal"), 3, seconds=6.0)
     out = tmp_path / "models"

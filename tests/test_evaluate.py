@@ -17,7 +17,10 @@ from classifier.training.calibration import (
     SURE_MAX_ERROR,
     Calibration,
     expected_calibration_error,
+    fit_temperature,
+    tempered_songs,
     uncertain_threshold,
+    unfamiliar_threshold,
 )
 from classifier.training.datasets import (
     ArtistIndex,
@@ -114,6 +117,19 @@ class RecordingRecipe:
     def describe(self) -> dict[str, str]:
         return {"what": "nearest mean peak level"}
 
+    calibrates = False
+
+    def can_train(self, genre: str) -> bool:
+        return True
+
+    def tempered(self, model: LoudnessModel, temperature: float) -> LoudnessModel:
+        return model
+
+    def predict_held_out(
+        self, model: LoudnessModel, key: str, audio: np.ndarray, max_segments: int
+    ) -> np.ndarray:
+        return model.predict(audio, max_segments).probabilities
+
 
 def test_index_lines_become_artists_grouped_across_genres(dataset: Path) -> None:
     index = ArtistIndex.read(dataset / "GTZANindex.txt")
@@ -150,7 +166,7 @@ def test_every_clip_is_predicted_by_a_model_that_never_heard_its_artist(dataset:
         groups=labelled.groups,
         with_optimistic=False,
         with_seed=False,
-    )
+    ).by_artist
     assert evaluation.artist_disjoint
     assert evaluation.protocol == "leave one artist out (7 artists, 11 clips)"
     artist_of = dict(zip((c.key for c in labelled.clips), labelled.groups, strict=True))
@@ -184,7 +200,7 @@ def test_without_an_index_clip_folds_are_used_and_called_optimistic(
 
 def test_metrics_report_recall_confusion_calibration_and_8k(dataset: Path) -> None:
     labelled = labelled_data([dataset], RATE)
-    evaluation = measure(
+    measurement = measure(
         RecordingRecipe(),
         labelled.clips,
         labelled.data,
@@ -193,7 +209,7 @@ def test_metrics_report_recall_confusion_calibration_and_8k(dataset: Path) -> No
         folds=2,
         with_seed=False,
     )
-    metrics = evaluation.as_metrics()
+    metrics = measurement.as_metrics()
     headline = metrics["headline"]
     assert headline["n"] == 11 and "artist" in headline["protocol"]
     assert set(metrics["per_genre_recall"]) == {"mixed", "other", "solo"}
@@ -205,9 +221,9 @@ def test_metrics_report_recall_confusion_calibration_and_8k(dataset: Path) -> No
     assert metrics["calibration"]["sure"]["n"] + metrics["calibration"]["unsure"]["n"] == 11
     assert metrics["clip_folds_optimistic"]["protocol"].startswith("2-fold cross-validation")
     assert metrics["single_artist_genres"] == ["solo"]
-    report = format_report(evaluation, "title")
+    report = format_report(measurement, "title")
     assert "leave one artist out" in report and "artists per genre: mixed 4" in report
-    assert f"confusion ({NARROW_BAND}" in report
+    assert f"confusion, by artist ({NARROW_BAND}" in report
 
 
 def test_calibration_of_honest_and_overconfident_predictions() -> None:
@@ -254,3 +270,84 @@ def test_evaluate_command_holds_artists_out_and_writes_the_card(
     code = main(["evaluate", str(dataset), "--model", "tiny", "--artists", str(elsewhere)])
     assert code == 0
     assert "leave one artist out (7 artists, 11 clips)" in capsys.readouterr().out
+
+
+@pytest.fixture
+def two_sources(dataset: Path) -> tuple[Path, Path]:
+    """The GTZAN-layout clips, and an indexed collection of another source: songs of two of
+    the same genres by other artists, and two of a label outside them."""
+    other = dataset.parent / "more"
+    levels = {"mixed": 0.3, "other": 0.6, "weird": 0.45}
+    rows = [("mixed", "Eve"), ("mixed", "Eve, Fay"), ("other", "Gus"), ("weird", "Hal")]
+    rows += [("weird", "Ivy")]
+    lines = ["genre\tfile\tsource_repo\tartist"]
+    for number, (genre, artist) in enumerate(rows):
+        t = np.arange(RATE) / RATE
+        tone = levels[genre] * np.sin(2 * np.pi * (300 + 20 * number) * t)
+        (other / genre).mkdir(parents=True, exist_ok=True)
+        path = write_audio(other / genre / f"song{number}.wav", tone.astype(np.float32), RATE)
+        lines.append(f"{genre}\t{path.relative_to(other).as_posix()}\tnew/source\t{artist}")
+    (other / "INDEX.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dataset, other
+
+
+def test_each_source_is_predicted_by_a_model_that_never_heard_it(
+    two_sources: tuple[Path, Path],
+) -> None:
+    recipe = RecordingRecipe()
+    labelled = labelled_data(list(two_sources), RATE, trainable=lambda genre: genre != "weird")
+    assert labelled.genres == ("mixed", "other", "solo")
+    measurement = measure(
+        recipe,
+        labelled.clips,
+        labelled.data,
+        labelled.genres,
+        groups=labelled.groups,
+        with_optimistic=False,
+        with_seed=False,
+    )
+    by_source = measurement.by_source
+    assert by_source is not None
+    assert by_source.protocol == "leave one source out (2 sources, 14 clips)"
+    source_of = {c.key: c.source for c in labelled.clips}
+    weird = {c.key for c in labelled.clips if c.genre == "weird"}
+    for trained in recipe.fits:
+        assert not trained & weird  # music outside the genres is never trained on
+    loso = recipe.fits[-3:-1]  # after the 13 artists' folds, one per source, then the final fit
+    for trained, held in zip(loso, ("GTZAN", "new/source"), strict=True):
+        assert {source_of[key] for key in trained} == {"GTZAN", "new/source"} - {held}
+    assert sorted(by_source.keys) == sorted(set(source_of) - weird)
+    # The outside songs are answered by the model fitted on everything else.
+    assert measurement.outside is not None
+    assert measurement.outside.labels == ("weird", "weird")
+    assert recipe.fits[-1] == set(source_of) - weird
+    metrics = measurement.as_metrics()
+    assert set(metrics["by_source"]["by_source"]) == {"GTZAN", "new/source"}
+    new = metrics["by_source"]["by_source"]["new/source"]
+    assert new["n"] == 3 and new["songs_per_genre"]["mixed"] == 2
+    assert metrics["outside_vocabulary"]["by_label"]["weird"]["n"] == 2
+    assert set(metrics["by_artist"]["by_source"]) == {"GTZAN", "new/source"}
+    chosen = metrics["calibration"]["chosen"]
+    assert chosen["chosen_on"] == by_source.protocol
+    report = format_report(measurement, "title")
+    assert "leave one source out (2 sources, 14 clips)" in report
+    assert "new/source:" in report and "songs outside the genres: 2" in report
+
+
+def test_the_temperature_undoes_overconfidence_on_held_out_songs() -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 400)
+    segments = []
+    for label in labels:
+        logits = rng.normal(0, 1, (1, 4))
+        logits[:, label] += 1.0  # right more often than not, but far from always
+        logits *= 6.0  # ... and said with far too much confidence
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        segments.append(p / p.sum(axis=1, keepdims=True))
+    assert np.allclose(tempered_songs(segments[:3], 1.0), [s.mean(axis=0) for s in segments[:3]])
+    temperature = fit_temperature(segments, labels)
+    assert 3.0 < temperature < 12.0
+    before = Calibration.of(tempered_songs(segments, 1.0), labels)
+    after = Calibration.of(tempered_songs(segments, temperature), labels)
+    assert after.log_loss < before.log_loss and after.ece < before.ece
+    assert unfamiliar_threshold(np.linspace(0.2, 0.8, 101)) == pytest.approx(0.23)

@@ -15,13 +15,12 @@ import pytest
 from classifier import fusion
 from classifier.backbones import DISPLAY_NAMES
 from classifier.model import MODEL_KINDS, ModelCard, find_card, load_model
+from classifier.training.calibration import fit_temperature, tempered_songs
 from classifier.training.datasets import LabelledClip
 from classifier.training.fusion_head import (
     FusionPenalties,
     FusionRecipe,
     fit_fusion_head,
-    fit_temperature,
-    song_log_loss,
 )
 from classifier.training.recipes import RECIPES
 from classifier.training.train import run_training
@@ -156,11 +155,17 @@ def test_temperature_sharpens_underconfident_songs_and_softens_overconfident_one
     right = rng.uniform(size=300) < 0.8
     guess = np.where(right, labels, (labels + 1) % 4)
     logits = [np.eye(4)[[g]] * 1.0 for g in guess]  # about 48% said, 80% right
-    assert fit_temperature(logits, labels) < 1.0
-    loud = [z * 20 for z in logits]  # ~100% said, 80% right
+    quiet = [np.exp(z) / np.exp(z).sum() for z in logits]
+    assert fit_temperature(quiet, labels) < 1.0
+    loud = [np.exp(z * 20) / np.exp(z * 20).sum() for z in logits]  # ~100% said, 80% right
     assert fit_temperature(loud, labels) > 1.0
-    best = fit_temperature(logits, labels)
-    assert song_log_loss(logits, labels, best) <= song_log_loss(logits, labels, 1.0)
+    best = fit_temperature(quiet, labels)
+
+    def log_loss(temperature: float) -> float:
+        songs = tempered_songs(quiet, temperature)
+        return float(-np.log(songs[np.arange(len(labels)), labels]).mean())
+
+    assert log_loss(best) <= log_loss(1.0)
 
 
 @pytest.mark.slow
@@ -169,10 +174,11 @@ def test_recipe_trains_and_writes_a_model_that_loads_back_and_predicts_the_same(
 ) -> None:
     data_dir = write_tiny_gtzan(tmp_path / "data", ("classical", "metal", "hiphop"), 3)
     recipe = FusionRecipe(augment_copies=1, narrow_band_copy=False)
-    card, evaluation = run_training(
+    card, measurement = run_training(
         [data_dir], recipe, name="tiny-fusion", version="0.1", out_dir=tmp_path
     )
-    assert evaluation is not None and evaluation.protocol.startswith("leave one artist out (9")
+    assert measurement is not None
+    assert measurement.by_artist.protocol.startswith("leave one artist out (9")
     written = json.loads(card.path.read_text(encoding="utf-8"))
     assert written["features"]["tags"]["calibration_songs"] == 9
     assert written["training"]["recipe"]["temperature"] > 0
@@ -183,7 +189,10 @@ def test_recipe_trains_and_writes_a_model_that_loads_back_and_predicts_the_same(
     }
     loaded = fusion.FusionModel(ModelCard.read(card.path))
     audio = song(12, sample_rate=fusion.SAMPLE_RATE, seed=2)
-    refitted = recipe.fit(_labelled(data_dir, recipe), card.genres)
+    assert measurement.calibration is not None
+    refitted = recipe.tempered(
+        recipe.fit(_labelled(data_dir, recipe), card.genres), measurement.calibration.temperature
+    )
     # Loaded, it is served from LiteRT; refitted, it runs in Keras (tests/test_litert.py).
     np.testing.assert_allclose(
         loaded.predict(audio, 10).probabilities,

@@ -1,8 +1,11 @@
-"""Whether a model's confidence means something: expected calibration error, log loss, and the
-"not sure" threshold chosen from held-out predictions so that sure answers are rarely wrong."""
+"""Whether a model's confidence means something: expected calibration error, log loss, the
+temperature that makes held-out songs' probabilities honest, the "not sure" threshold chosen
+from held-out predictions so that sure answers are rarely wrong, and the floor under which a
+song fits none of the genres well."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +15,12 @@ import numpy as np
 ECE_BINS = 10
 # A "sure" answer (top confidence at or above the threshold) should be wrong at most this often.
 SURE_MAX_ERROR = 0.10
-# Thresholds considered, from the lowest that could mean anything for ten genres upwards.
-THRESHOLD_GRID = tuple(round(0.25 + 0.05 * step, 2) for step in range(14))  # 0.25 ... 0.90
+# Thresholds considered, from the lowest that could mean anything for 14 genres upwards.
+THRESHOLD_GRID = tuple(round(0.15 + 0.05 * step, 2) for step in range(16))  # 0.15 ... 0.90
+# "Fits none of the genres well": a top confidence lower than all but this share of held-out
+# songs of our genres had. Songs outside the genres are never used to choose it.
+UNFAMILIAR_SHARE = 0.05
+TEMPERATURE_RANGE = (0.05, 20.0)
 THRESHOLD_RULE = (
     f"the lowest of {THRESHOLD_GRID[0]:.2f}, {THRESHOLD_GRID[1]:.2f} ... {THRESHOLD_GRID[-1]:.2f} "
     f"at which the held-out answers with at least that top confidence were wrong at most "
@@ -35,6 +42,44 @@ def expected_calibration_error(
         if members.any():
             total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
     return total / max(len(confidence), 1)
+
+
+def tempered_songs(segments: Sequence[np.ndarray], temperature: float) -> np.ndarray:
+    """(songs, genres): each song's mean over its segments of softmax(logits / temperature),
+    where each segment's logits are the log of its (segments, genres) probabilities (a softmax
+    is unchanged by the constant that separates the two)."""
+    songs = []
+    for probabilities in segments:
+        logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        weights = np.exp(logits)
+        song = (weights / weights.sum(axis=1, keepdims=True)).mean(axis=0)
+        songs.append(song / song.sum())
+    return np.array(songs)
+
+
+def fit_temperature(segments: Sequence[np.ndarray], labels: np.ndarray) -> float:
+    """The temperature (TEMPERATURE_RANGE) that minimises held-out songs' log loss, the songs'
+    probabilities being the mean of their tempered segments, as the product answers."""
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(len(labels))
+
+    def log_loss(log_t: float) -> float:
+        songs = tempered_songs(segments, float(np.exp(log_t)))
+        return float(-np.log(np.clip(songs[rows, labels], 1e-12, 1.0)).mean())
+
+    low, high = np.log(TEMPERATURE_RANGE)
+    result = minimize_scalar(log_loss, bounds=(low, high), method="bounded")
+    return float(np.exp(result.x))
+
+
+def unfamiliar_threshold(confidence: np.ndarray) -> float:
+    """The top confidence under which a song fits none of the genres well: the
+    UNFAMILIAR_SHARE quantile of held-out songs of our genres, rounded down to 0.01."""
+    if len(confidence) == 0:
+        return 0.0
+    return float(np.floor(np.quantile(confidence, UNFAMILIAR_SHARE) * 100) / 100)
 
 
 def uncertain_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:

@@ -1,8 +1,14 @@
-"""Reading GTZAN-layout folders (`<genre>/<genre>.000NN.<ext>`) and who plays on each clip, and
-splitting them honestly: never by segment, by artist wherever the artists are known."""
+"""Reading labelled songs and who plays on each, and splitting them honestly: never by segment,
+by artist wherever the artists are known, and by source (the collection a song came from).
+
+Two folder layouts are read: GTZAN's (`<genre>/<genre>.000NN.<ext>`, artists from Sturm's index)
+and an indexed collection (any files, listed in an `INDEX.tsv` with at least the columns `genre`
+and `file`, and ideally `source_repo` and `artist`), which is how ../shared/data/more-genres and a
+`scriabin feedback import` folder are laid out."""
 
 from __future__ import annotations
 
+import csv
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.genres import LABEL_ALIASES
 from config import PROJECT_ROOT
 
 AUDIO_EXTENSIONS = (".au", ".wav", ".flac", ".mp3", ".ogg")
@@ -25,18 +32,32 @@ FULL_SET_COVERAGE = 0.95
 ARTIST_INDEX_NAME = "GTZANindex.txt"
 SHARED_ARTIST_INDEX = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-index" / ARTIST_INDEX_NAME
 _CLIP_NAME = re.compile(r"^(?P<genre>[a-z0-9_-]+)\.(?P<number>\d+)$", re.IGNORECASE)
+# The source of every clip of a GTZAN-layout folder: gtzan-mini and gtzan-extra are one source.
+GTZAN_SOURCE = "GTZAN"
+# An indexed collection lists its songs in this file.
+INDEX_NAME = "INDEX.tsv"
+# How credits join several artists ("A, B", "A x B", "A ft B", "A feat. B", "A & B", "A with B").
+_CREDIT_SEPARATORS = re.compile(r",|;|\s+(?:x|ft\.?|feat\.?|featuring|&|and|with|vs\.?)\s+", re.I)
 
 
 @dataclass(frozen=True)
 class Clip:
+    """One labelled song: its file, genre, number (GTZAN's), source and credited artists
+    (`artist`: as the collection credits them; None when it does not say)."""
+
     path: Path
     genre: str
     number: int
+    source: str = GTZAN_SOURCE
+    artist: str | None = None
+    name: str | None = None  # an indexed collection's own key for the song
+    label: str | None = None  # the collection's own label, when it names a style ("kpop")
 
     @property
     def key(self) -> str:
-        """The clip's name without extension, as the split lists write it: `blues/blues.00012`."""
-        return f"{self.genre}/{self.genre}.{self.number:05d}"
+        """The clip's name without extension: as GTZAN's split lists write it (`blues/blues.00012`),
+        or `<collection folder>/<file>` for an indexed collection."""
+        return self.name or f"{self.genre}/{self.genre}.{self.number:05d}"
 
 
 def read_gtzan(root: Path) -> list[Clip]:
@@ -57,22 +78,69 @@ def read_gtzan(root: Path) -> list[Clip]:
     return sorted(clips, key=lambda clip: (clip.genre, clip.number))
 
 
-def read_gtzan_folders(roots: Sequence[Path]) -> list[Clip]:
-    """The clips of one or more GTZAN-layout folders (e.g. gtzan-mini and gtzan-extra) together.
+def read_indexed(root: Path) -> list[Clip]:
+    """The songs an indexed collection's INDEX.tsv lists (columns `genre` and `file`, and where
+    present `source_repo` or `source`, and `artist`). A label that names a style of a genre
+    ("kpop", "punk", "house") is read as that genre; other labels are kept as they are."""
+    index = root / INDEX_NAME
+    with index.open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file, delimiter="\t")
+        columns = set(reader.fieldnames or ())
+        if not {"genre", "file"} <= columns:
+            raise ValueError(f"{index} needs tab-separated columns `genre` and `file`")
+        clips = []
+        for number, row in enumerate(reader):
+            label = (row.get("genre") or "").strip().casefold()
+            relative = (row.get("file") or "").strip()
+            if not label or not relative:
+                continue
+            path = (root / relative).resolve()
+            if not path.is_relative_to(root.resolve()):
+                raise ValueError(f"{index} lists {relative!r}, outside {root}")
+            if not path.is_file():
+                raise FileNotFoundError(f"{index} lists {relative}, which is not in {root}")
+            source = (row.get("source_repo") or row.get("source") or "").strip() or root.name
+            clips.append(
+                Clip(
+                    path,
+                    LABEL_ALIASES.get(label, label),
+                    number,
+                    source=source,
+                    artist=(row.get("artist") or "").strip() or None,
+                    name=f"{root.name}/{Path(relative).with_suffix('').as_posix()}",
+                    label=label,
+                )
+            )
+    if not clips:
+        raise FileNotFoundError(f"{index} lists no songs")
+    return clips
 
-    The same clip (genre and number) in two folders is refused: it would be heard twice.
+
+def read_folder(root: Path) -> list[Clip]:
+    """The songs of one folder: an indexed collection when it has an INDEX.tsv, else GTZAN's
+    layout."""
+    if (root / INDEX_NAME).is_file():
+        return read_indexed(root)
+    return read_gtzan(root)
+
+
+def read_gtzan_folders(roots: Sequence[Path]) -> list[Clip]:
+    """The songs of one or more folders together (GTZAN-layout folders like gtzan-mini and
+    gtzan-extra, and indexed collections like more-genres).
+
+    The same clip in two folders is refused: it would be heard twice.
     """
     clips: list[Clip] = []
     seen: dict[str, Path] = {}
     for root in roots:
-        for clip in read_gtzan(root):
+        for clip in read_folder(root):
             if clip.key in seen:
                 raise ValueError(
                     f"{clip.key} is in both {seen[clip.key].parent} and {clip.path.parent}"
                 )
             seen[clip.key] = clip.path
             clips.append(clip)
-    return sorted(clips, key=lambda clip: (clip.genre, clip.number))
+    return sorted(clips, key=lambda clip: (clip.genre, clip.source, clip.number))
 
 
 def genres_of(clips: Sequence[Clip]) -> tuple[str, ...]:
@@ -175,10 +243,47 @@ def find_artist_index(data_dirs: Iterable[Path], explicit: Path | None = None) -
     return SHARED_ARTIST_INDEX if SHARED_ARTIST_INDEX.is_file() else None
 
 
-def artist_groups(clips: Sequence[Clip], index: ArtistIndex) -> list[str]:
-    """One group name per clip: its artist (case-insensitive, across genres: Leonard Bernstein
-    conducts both jazz and classical clips), or the clip itself when the artist is unknown."""
-    return [(index.artist(clip) or f"unidentified {clip.key}").casefold() for clip in clips]
+def artist_groups(clips: Sequence[Clip], index: ArtistIndex | None = None) -> list[str]:
+    """One group name per clip, so that no artist is ever on both sides of a split: songs that
+    credit an artist in common (case-insensitive, across genres and sources: Leonard Bernstein
+    conducts both jazz and classical clips; a featured artist joins the lead's songs) share a
+    group. A GTZAN clip's artist comes from Sturm's `index`, an indexed song's from its
+    collection; a clip whose artist is unknown is a group of its own."""
+    credits = [
+        _credited(clip.artist) if clip.artist else _credited(index.artist(clip) if index else None)
+        for clip in clips
+    ]
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for names in credits:
+        for name in names:
+            parent.setdefault(name, name)
+        for name in names[1:]:
+            first, other = root(names[0]), root(name)
+            if first != other:
+                parent[max(first, other)] = min(first, other)
+    return [
+        root(names[0]) if names else f"unidentified {clip.key}".casefold()
+        for clip, names in zip(clips, credits, strict=True)
+    ]
+
+
+def _credited(artist: str | None) -> list[str]:
+    """The artists a credit names ("Calvin Harris, Dua Lipa" -> both), case-folded."""
+    if not artist:
+        return []
+    return [name.strip().casefold() for name in _CREDIT_SEPARATORS.split(artist) if name.strip()]
+
+
+def sources_of(clips: Sequence[Clip]) -> list[str]:
+    """The sources (collections) of the clips, in order of first appearance."""
+    return list(dict.fromkeys(clip.source for clip in clips))
 
 
 def artists_per_genre(clips: Sequence[Clip], groups: Sequence[str]) -> dict[str, int]:
@@ -198,12 +303,14 @@ def group_folds(groups: Sequence[str]) -> list[int]:
 @dataclass(frozen=True)
 class LabelledClip:
     """A decoded clip and its genre's index, as recipes read them; `group` is its artist when
-    known (`artist_groups`), so a recipe can hold artists out inside its own fitting too."""
+    known (`artist_groups`) and `source` its collection, so a recipe can hold artists or sources
+    out inside its own fitting too."""
 
     key: str
     audio: np.ndarray
     label: int
     group: str | None = None
+    source: str = GTZAN_SOURCE
 
 
 def load_clips(
@@ -212,7 +319,8 @@ def load_clips(
     sample_rate: int,
     groups: Sequence[str] | None = None,
 ) -> list[LabelledClip]:
-    """Decode every clip once, with the same decoder the product uses."""
+    """Decode every clip once, with the same decoder the product uses. A clip whose genre is
+    not one of `genres` (music outside the vocabulary, measured but never trained) gets -1."""
     from classifier.audio import decode_audio
 
     index = {genre: i for i, genre in enumerate(genres)}
@@ -220,8 +328,9 @@ def load_clips(
         LabelledClip(
             clip.key,
             decode_audio(clip.path, sample_rate),
-            index[clip.genre],
+            index.get(clip.genre, -1),
             None if groups is None else groups[number],
+            clip.source,
         )
         for number, clip in enumerate(clips)
     ]

@@ -13,9 +13,9 @@ standardised penultimate features under a strong L2 penalty; it and the biases b
 genres present in training, centred so that a genre never seen gets the average (zero). Fitted
 to convergence with SciPy's L-BFGS, deterministically, and written as one Keras Dense layer.
 
-Its confidence is calibrated on artists it has not heard: a temperature dividing the logits is
-chosen by cross-validation over artists within the training clips (the head refitted without
-each fifth of the artists, their songs predicted), minimising the songs' log loss.
+Its confidence is calibrated on sources it has not heard: the temperature dividing the logits is
+chosen on songs predicted by heads fitted without their whole collection (`evaluate.
+choose_calibration`), so that the head is not overconfident on music unlike its training songs.
 """
 
 from __future__ import annotations
@@ -53,9 +53,6 @@ from .heads import DenseLayer, build_head, standardisation
 
 # The band limit of the extra training copy: phone-quality audio, voice messages.
 NARROW_BAND_RATE = 8000
-# Folds of artists within the training clips that the temperature is chosen on.
-CALIBRATION_FOLDS = 5
-TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 @dataclass(frozen=True)
@@ -154,33 +151,6 @@ def fit_fusion_head(
     )
 
 
-def song_log_loss(
-    segment_logits: Sequence[np.ndarray], labels: np.ndarray, temperature: float
-) -> float:
-    """Mean -ln p(true genre) of songs whose probabilities are the mean over their segments of
-    softmax(logits / temperature), as the product answers."""
-    from scipy.special import softmax
-
-    loss = 0.0
-    for logits, label in zip(segment_logits, labels, strict=True):
-        song = softmax(logits / temperature, axis=1).mean(axis=0)
-        loss -= np.log(max(float(song[label]), 1e-12))
-    return loss / len(labels)
-
-
-def fit_temperature(segment_logits: Sequence[np.ndarray], labels: np.ndarray) -> float:
-    """The temperature (TEMPERATURE_RANGE) that minimises the songs' log loss."""
-    from scipy.optimize import minimize_scalar
-
-    low, high = np.log(TEMPERATURE_RANGE)
-    result = minimize_scalar(
-        lambda log_t: song_log_loss(segment_logits, labels, float(np.exp(log_t))),
-        bounds=(low, high),
-        method="bounded",
-    )
-    return float(np.exp(result.x))
-
-
 @dataclass
 class FusionRecipe:
     """How to turn labelled clips into the fusion model; the same recipe is measured and shipped."""
@@ -199,6 +169,9 @@ class FusionRecipe:
     _outputs: dict[tuple[str, int, bool, int], list[FusionOutputs]] = field(
         default_factory=dict, repr=False
     )
+    # Backbone outputs of held-out clips by (clip key, version heard), by segment start: they do
+    # not depend on the fold, only the head does.
+    _heard: dict[str, dict[int, FusionOutputs]] = field(default_factory=dict, repr=False)
     _shared_weights: dict[str, float] = field(default_factory=dict, repr=False)
     _temperature: float = field(default=1.0, repr=False)
 
@@ -246,8 +219,9 @@ class FusionRecipe:
             "calibrate": self.calibrate,
             "temperature": round(self._temperature, 4),
             "calibration": (
-                f"logits divided by a temperature chosen by {CALIBRATION_FOLDS}-fold "
-                "cross-validation over artists within the training clips (song log loss)"
+                "logits divided by a temperature minimising the log loss of songs predicted by "
+                "heads fitted without their source (leave one source out; leave one artist out "
+                "when there is one source)"
                 if self.calibrate
                 else "none"
             ),
@@ -327,38 +301,44 @@ class FusionRecipe:
             self.max_iter,
         )
 
-    def held_out_temperature(
-        self, clips: Sequence[LabelledClip], n_genres: int, columns: PriorColumns
-    ) -> float:
-        """The temperature that best calibrates songs by artists left out of the fit (folds of
-        artists within `clips`; a clip without a known artist is its own)."""
-        from sklearn.model_selection import GroupKFold
+    @property
+    def calibrates(self) -> bool:
+        return self.calibrate
 
-        groups = [clip.group or clip.key for clip in clips]
-        folds = min(CALIBRATION_FOLDS, len(set(groups)))
-        if folds < 2:
-            return 1.0
-        logits: list[np.ndarray] = []
-        labels: list[int] = []
-        for train, test in GroupKFold(n_splits=folds).split(clips, groups=groups):
-            kept = [clips[i] for i in train]
-            if len({clip.label for clip in kept}) < 2:
-                continue
-            layer, _ = self.fit_layer(kept, n_genres, columns)
-            for i in test:
-                clean = head_features(self.clip_outputs(clips[i])[0], columns)
-                logits.append(clean @ layer.kernel + layer.bias)
-                labels.append(clips[i].label)
-        return fit_temperature(logits, np.array(labels)) if logits else 1.0
+    def can_train(self, genre: str) -> bool:
+        """Whether the taggers know `genre` by name (the head cannot learn others)."""
+        return bool(self.fusion_input.audioset_classes.get(genre))
+
+    def predict_held_out(
+        self, model: FusionModel, key: str, audio: np.ndarray, max_segments: int
+    ) -> np.ndarray:
+        """What `model.predict(audio, max_segments)` gives, through the same session, with the
+        backbones run once per clip version whatever the fold."""
+        session = model.session(len(audio), max_segments)
+        session.done.update(self._heard.get(key, {}))
+        probabilities = session.finish(audio).probabilities
+        self._heard[key] = session.done
+        return probabilities
+
+    def tempered(self, model: FusionModel, temperature: float) -> FusionModel:
+        """`model` with its logits divided by `temperature` (one Dense layer: kernel and bias)."""
+        self._temperature = temperature
+        if temperature == 1.0:
+            return model
+        kernel, bias = model.network.layers[-1].get_weights()
+        layer = DenseLayer(kernel / temperature, bias / temperature)
+        return FusionModel(
+            model.card,
+            head=build_head([layer]),
+            tags=model.tags,
+            audioset=model.audioset,
+            msd=model.msd,
+        )
 
     def fit(self, clips: Sequence[LabelledClip], genres: Sequence[str]) -> FusionModel:
         audioset, msd = self.backbones()
         columns = PriorColumns.find(genres, self.fusion_input, audioset.labels, msd.tags)
         layer, self._shared_weights = self.fit_layer(clips, len(genres), columns)
-        self._temperature = 1.0
-        if self.calibrate:
-            self._temperature = self.held_out_temperature(clips, len(genres), columns)
-            layer = DenseLayer(layer.kernel / self._temperature, layer.bias / self._temperature)
         song_taggrams = [self.clip_outputs(clip)[0].msd.taggram.mean(axis=0) for clip in clips]
         tags = TagCalibration.fit(np.array(song_taggrams), msd.tags)
         card = self.draft("in-training", "0", genres, self.models_dir)

@@ -46,6 +46,8 @@ class MfccCnnRecipe:
     _features: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
     kind = KIND
+    # Its heads are used as fitted: no temperature (see fusion_head for one that has).
+    calibrates = False
     description = (
         "The original Scriabin design done honestly: a small CNN over 20 MFCCs (0-8 kHz) of "
         "3-second segments, trained with band-limit, level and noise augmentation."
@@ -138,6 +140,19 @@ class MfccCnnRecipe:
         )
         card = draft_card("in-training", "0", self.kind, genres, self.params, Path("."))
         return MfccCnnModel(card, network=network)
+
+    def can_train(self, genre: str) -> bool:
+        """Any label: this head learns its genres from the songs alone."""
+        return True
+
+    def tempered(self, model: Any, temperature: float) -> Any:
+        return model
+
+    def predict_held_out(
+        self, model: Any, key: str, audio: np.ndarray, max_segments: int
+    ) -> np.ndarray:
+        """(segments, genres) probabilities of `model` for the clip `key` heard as `audio`."""
+        return model.predict(audio, max_segments).probabilities
 
 
 def build_network(params: MfccParams, n_genres: int):

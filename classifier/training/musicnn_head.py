@@ -111,6 +111,8 @@ class MusicnnHeadRecipe:
     )
 
     kind = KIND
+    # Its heads are used as fitted: no temperature (see fusion_head for one that has).
+    calibrates = False
     sample_rate = SAMPLE_RATE
     description = (
         "A genre head over the pretrained musicnn backbone (Pons & Serra 2019), reading its "
@@ -214,3 +216,16 @@ class MusicnnHeadRecipe:
         """Save the head (Keras, and the LiteRT graph the bot serves) and its card, which also
         carries the model's tag calibration."""
         return write_head_model(model, card)
+
+    def can_train(self, genre: str) -> bool:
+        """Any label: this head learns its genres from the songs alone."""
+        return True
+
+    def tempered(self, model: Any, temperature: float) -> Any:
+        return model
+
+    def predict_held_out(
+        self, model: Any, key: str, audio: np.ndarray, max_segments: int
+    ) -> np.ndarray:
+        """(segments, genres) probabilities of `model` for the clip `key` heard as `audio`."""
+        return model.predict(audio, max_segments).probabilities

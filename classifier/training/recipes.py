@@ -14,8 +14,19 @@ class Recipe(Protocol):
 
     kind: str
     sample_rate: int
+    # Whether its models' confidence is tempered on held-out sources (`tempered`).
+    calibrates: bool
 
     def fit(self, clips: Sequence[Any], genres: Sequence[str]) -> GenreModel: ...
+
+    def can_train(self, genre: str) -> bool: ...
+
+    def tempered(self, model: Any, temperature: float) -> GenreModel: ...
+
+    def predict_held_out(self, model: Any, key: str, audio: Any, max_segments: int) -> Any:
+        """(segments, genres) probabilities of a fold's `model` for clip `key` heard as `audio`
+        (as `model.predict` gives them; a recipe may keep what does not depend on the fold)."""
+        ...
 
     def describe(self) -> dict[str, Any]: ...
 
