@@ -302,8 +302,14 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
                 f"{headline.get('protocol', 'held-out clips')})"
             )
         default = "  (default)" if card.name == chosen else ""
-        print(f"{card.name} {card.version} [{card.kind}]{default}")
+        print(f"{card.name} {card.version} [{card.kind}], {len(card.genres)} genres{default}")
         print(f"  {figure}")
+        by_source = card.metrics.get("by_source") or {}
+        if by_source.get("n"):
+            print(
+                f"  accuracy {by_source['accuracy']:.3f} (n={by_source['n']}, "
+                f"{by_source['protocol']})"
+            )
         backbones = card.features.get("backbones") or []
         if backbones:
             names = "; ".join(DISPLAY_NAMES.get(name, name) for name in backbones)

@@ -40,7 +40,8 @@ def test_json_lines_one_object_per_source_in_input_order(
     good, missing, linked, bad = objects
     for obj in (good, linked):
         assert set(obj) >= {"source", "title", "duration_s", "genres", "segments", "model"}
-        assert len(obj["genres"]) == 10
+        assert len(obj["genres"]) == 14  # every genre of the vocabulary, summing to 1
+        assert sum(g["confidence"] for g in obj["genres"]) == pytest.approx(1, abs=1e-3)
         assert [g["confidence"] for g in obj["genres"]] == sorted(
             (g["confidence"] for g in obj["genres"]), reverse=True
         )
@@ -77,7 +78,7 @@ def test_console_script_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert run.returncode == 1
     first, second = (json.loads(line) for line in run.stdout.splitlines())
-    assert len(first["genres"]) == 10
+    assert len(first["genres"]) == 14
     assert second["code"] == "invalid_source"
     assert "Traceback" not in run.stdout + run.stderr
 
@@ -90,8 +91,8 @@ def test_version_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     first = listing.splitlines()[0]
-    assert first.startswith("genre-fusion ") and first.endswith("(default)")
-    assert "leave one artist out" in listing
+    assert first.startswith("genre-fusion ") and first.endswith("14 genres  (default)")
+    assert "leave one artist out" in listing and "leave one source out" in listing
     assert "EfficientAT mn04 (AudioSet); musicnn MSD (Million Song Dataset tags)" in listing
 
 

@@ -203,7 +203,7 @@ def test_without_litert_the_keras_models_serve_and_the_log_says_so_once() -> Non
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["EfficientAtBackbone", "MusicnnBackbone", "True", "(2,", "10)"]
+    assert done.stdout.split() == ["EfficientAtBackbone", "MusicnnBackbone", "True", "(2,", "14)"]
     assert done.stderr.count("LiteRT (ai-edge-litert) is not installed") == 1
 
 

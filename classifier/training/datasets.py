@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.genres import LABEL_ALIASES
+from classifier.model import GTZAN_SOURCE
 from config import PROJECT_ROOT
 
 AUDIO_EXTENSIONS = (".au", ".wav", ".flac", ".mp3", ".ogg")
@@ -32,8 +33,8 @@ FULL_SET_COVERAGE = 0.95
 ARTIST_INDEX_NAME = "GTZANindex.txt"
 SHARED_ARTIST_INDEX = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-index" / ARTIST_INDEX_NAME
 _CLIP_NAME = re.compile(r"^(?P<genre>[a-z0-9_-]+)\.(?P<number>\d+)$", re.IGNORECASE)
-# The source of every clip of a GTZAN-layout folder: gtzan-mini and gtzan-extra are one source.
-GTZAN_SOURCE = "GTZAN"
+# GTZAN_SOURCE is the source of every clip of a GTZAN-layout folder: gtzan-mini and gtzan-extra
+# are one source.
 # An indexed collection lists its songs in this file.
 INDEX_NAME = "INDEX.tsv"
 # How credits join several artists ("A, B", "A x B", "A ft B", "A feat. B", "A & B", "A with B").
