@@ -325,6 +325,8 @@ def test_each_source_is_predicted_by_a_model_that_never_heard_it(
     assert set(metrics["by_source"]["by_source"]) == {"GTZAN", "new/source"}
     new = metrics["by_source"]["by_source"]["new/source"]
     assert new["n"] == 3 and new["songs_per_genre"]["mixed"] == 2
+    assert new["per_genre"]["mixed"]["n"] == 2 and len(new["per_genre"]["mixed"]["ci95"]) == 2
+    assert "solo" not in new["per_genre"]  # no song of it in that source
     assert metrics["outside_vocabulary"]["by_label"]["weird"]["n"] == 2
     assert set(metrics["by_artist"]["by_source"]) == {"GTZAN", "new/source"}
     chosen = metrics["calibration"]["chosen"]

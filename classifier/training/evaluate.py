@@ -282,6 +282,18 @@ class Evaluation:
             for i, genre in enumerate(self.genres)
         }
 
+    def per_genre_accuracy(
+        self, variant: str = FULL_BAND, mask: np.ndarray | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Each genre's recall as an `Accuracy` (its songs named first, of how many, and the
+        Wilson interval), for genres with songs."""
+        matrix = self.confusion(variant, mask=mask)
+        return {
+            genre: Accuracy(int(matrix[i, i]), int(matrix[i].sum())).as_dict()
+            for i, genre in enumerate(self.genres)
+            if matrix[i].sum()
+        }
+
     def genre_counts(self, mask: np.ndarray | None = None) -> dict[str, int]:
         labels = self.labels if mask is None else self.labels[mask]
         return {genre: int(np.sum(labels == i)) for i, genre in enumerate(self.genres)}
@@ -337,6 +349,7 @@ class Evaluation:
             "ten_genres": self.accuracy(mask=ten).as_dict(),
             "wider_genres": self.accuracy(mask=wider).as_dict(),
             "per_genre_recall": self.per_genre(mask=mask),
+            "per_genre": self.per_genre_accuracy(mask=mask),
             "songs_per_genre": self.genre_counts(mask),
             "confusion": self.confusion(mask=mask).tolist(),
             "through_8k": self.accuracy(NARROW_BAND, mask=mask).as_dict(),
@@ -474,6 +487,7 @@ class Measurement:
                 "balanced_accuracy": round(e.balanced_accuracy(FULL_BAND), 4),
             },
             "per_genre_recall": e.per_genre(FULL_BAND),
+            "per_genre": e.per_genre_accuracy(FULL_BAND),
             "songs_per_genre": e.genre_counts(),
             "confusion": {
                 "rows_true_columns_predicted": list(e.genres),
