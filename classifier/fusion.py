@@ -29,7 +29,7 @@ from .backbones import (
 )
 from .features import segment_starts
 from .genres import GENRES
-from .model import ModelCard, SegmentPredictions, load_head
+from .model import GenreModel, ModelCard, SegmentPredictions, load_head
 from .styles import StyleColumns
 from .tags import TAG_BACKBONE, TagCalibration
 
@@ -197,7 +197,7 @@ def head_features(outputs: FusionOutputs, columns: PriorColumns) -> np.ndarray:
     return np.hstack([audioset, msd, outputs.msd.penultimate]).astype(np.float32)
 
 
-class FusionModel:
+class FusionModel(GenreModel):
     """Genre probabilities (and descriptive tags) of 3-s segments spread over the whole song."""
 
     def __init__(

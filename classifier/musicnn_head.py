@@ -19,7 +19,7 @@ import numpy as np
 from . import musicnn
 from .backbones import MUSICNN_DIR, shared_musicnn, weights_dir
 from .features import segment_starts
-from .model import ModelCard, SegmentPredictions, load_head
+from .model import GenreModel, ModelCard, SegmentPredictions, load_head
 from .tags import TAG_BACKBONE, TagCalibration
 
 KIND = "musicnn-head"
@@ -108,7 +108,7 @@ def backbone_dir(card: ModelCard) -> Path:
     return weights_dir(card.path.parent, str(card.features.get("weights_dir", WEIGHTS_DIR)))
 
 
-class MusicnnHeadModel:
+class MusicnnHeadModel(GenreModel):
     """Genre probabilities (and descriptive tags) of 3-s patches spread over the whole song."""
 
     def __init__(

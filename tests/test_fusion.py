@@ -14,7 +14,8 @@ import pytest
 
 from classifier import fusion
 from classifier.backbones import DISPLAY_NAMES
-from classifier.model import MODEL_KINDS, ModelCard, find_card, load_model
+from classifier.kinds import model_kind
+from classifier.model import ModelCard, find_card, load_model
 from classifier.training.calibration import fit_temperature, tempered_songs
 from classifier.training.datasets import LabelledClip
 from classifier.training.fusion_head import (
@@ -22,7 +23,6 @@ from classifier.training.fusion_head import (
     FusionRecipe,
     fit_fusion_head,
 )
-from classifier.training.recipes import RECIPES
 from classifier.training.train import run_training
 from config import DEFAULT_MODELS_DIR
 from tests.audio_fixtures import song, write_tiny_gtzan
@@ -43,8 +43,8 @@ def test_the_shipped_model_is_the_default_and_names_both_backbones(
     backbones = shipped.card.features["backbones"]
     assert backbones == ["EfficientAT_mn04", "MSD_musicnn"]
     assert all(name in DISPLAY_NAMES for name in backbones)
-    assert MODEL_KINDS[fusion.KIND] == "classifier.fusion:FusionModel"
-    assert RECIPES[fusion.KIND] == "classifier.training.fusion_head:FusionRecipe"
+    assert model_kind(fusion.KIND).model_class() is fusion.FusionModel
+    assert model_kind(fusion.KIND).recipe_class() is FusionRecipe
 
 
 def test_segments_get_genre_probabilities_and_tags(shipped: fusion.FusionModel) -> None:

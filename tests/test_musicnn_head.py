@@ -15,12 +15,12 @@ import pytest
 
 from classifier import musicnn
 from classifier.aggregate import strongest_tags
-from classifier.model import MODEL_KINDS, ModelCard, load_model
+from classifier.kinds import model_kind
+from classifier.model import ModelCard, load_model
 from classifier.musicnn_head import KIND, HeadInput, MusicnnHeadModel
 from classifier.tags import DESCRIPTIVE_TAGS
 from classifier.training.datasets import genres_of, load_clips, read_gtzan
 from classifier.training.musicnn_head import MusicnnHeadRecipe, build_head, fit_head
-from classifier.training.recipes import RECIPES
 from classifier.training.train import run_training
 from config import DEFAULT_MODELS_DIR
 from tests.audio_fixtures import song, write_tiny_gtzan
@@ -153,8 +153,8 @@ def test_recipe_trains_and_writes_a_model_that_loads_back_and_predicts_the_same(
 
 
 def test_the_kind_is_registered_for_loading_and_training() -> None:
-    assert MODEL_KINDS[KIND] == "classifier.musicnn_head:MusicnnHeadModel"
-    assert RECIPES[KIND] == "classifier.training.musicnn_head:MusicnnHeadRecipe"
+    assert model_kind(KIND).model_class() is MusicnnHeadModel
+    assert model_kind(KIND).recipe_class() is MusicnnHeadRecipe
 
 
 def test_a_gtzan_clip_is_classified_with_genres_and_tags_in_the_json(

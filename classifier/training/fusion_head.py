@@ -47,9 +47,9 @@ from classifier.tags import TagCalibration
 from config import DEFAULT_MODELS_DIR
 
 from .augment import clip_variants, resample_through
-from .cards import write_head_model
 from .datasets import LabelledClip
 from .heads import DenseLayer, build_head, standardisation
+from .litert_convert import write_head_model
 
 # The band limit of the extra training copy: phone-quality audio, voice messages.
 NARROW_BAND_RATE = 8000

@@ -28,8 +28,8 @@ from classifier.tags import TAG_BACKBONE, TagCalibration
 from config import DEFAULT_MODELS_DIR
 
 from .augment import clip_variants
-from .cards import write_head_model
 from .heads import DenseLayer, build_head, standardisation
+from .litert_convert import write_head_model
 
 # The logit of a genre a head never saw in training: softmax gives it ~1e-13.
 ABSENT_LOGIT = -30.0

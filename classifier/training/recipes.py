@@ -1,11 +1,12 @@
-"""The training recipes, one per model kind, found by kind and imported only when used."""
+"""What a training recipe offers; each model kind's recipe is named in its entry of the kinds
+registry (classifier.kinds) and imported only when used."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from classifier.kinds import model_kind
 from classifier.model import GenreModel, ModelCard
 
 
@@ -37,19 +38,13 @@ class Recipe(Protocol):
     def write(self, model: Any, card: ModelCard) -> ModelCard: ...
 
 
-# Kinds of trainable models and their recipes; imported only when used.
-RECIPES = {
-    "mfcc-cnn": "classifier.training.mfcc_cnn:MfccCnnRecipe",
-    "musicnn-head": "classifier.training.musicnn_head:MusicnnHeadRecipe",
-    "fusion-head": "classifier.training.fusion_head:FusionRecipe",
-}
-
-
 def recipe_class(kind: str) -> Any:
-    if kind not in RECIPES:
-        raise ValueError(f"no training recipe for models of kind {kind!r}")
-    module_name, class_name = RECIPES[kind].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    """The recipe of the model kind `kind` (ValueError when there is no such kind)."""
+    try:
+        entry = model_kind(kind)
+    except ValueError:
+        raise ValueError(f"no training recipe for models of kind {kind!r}") from None
+    return entry.recipe_class()
 
 
 def override_epochs(recipe: Any, epochs: int | None) -> None:
