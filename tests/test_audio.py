@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from classifier.audio import decode_audio
+from classifier.audio import Bounds, Hearing, decode_audio
 from classifier.budget import RequestBudget
 from classifier.errors import AudioTooShort, NotAudio, TooLong, TooSlow
 from tests.audio_bombs import FLAC_BLOCK, constant_flac, wav_header
@@ -115,10 +115,10 @@ def test_truncated_download_keeps_what_was_decoded(tmp_path: Path) -> None:
 def test_too_short_and_too_long_and_silent(tmp_path: Path) -> None:
     short = write_song(tmp_path / "short", seconds=1.0, fmt="wav")
     with pytest.raises(AudioTooShort, match="at least 3 s"):
-        decode_audio(short, RATE, min_duration_s=3.0)
+        decode_audio(short, RATE, Bounds(min_duration_s=3.0))
     long = write_song(tmp_path / "long", seconds=8.0, fmt="wav")
     with pytest.raises(TooLong, match="longer than 5 seconds"):
-        decode_audio(long, RATE, max_duration_s=5.0)
+        decode_audio(long, RATE, Bounds(max_duration_s=5.0))
     silent = write_audio(tmp_path / "silent.wav", np.zeros(RATE * 4, np.float32), RATE)
     with pytest.raises(NotAudio, match="silent"):
         decode_audio(silent, RATE)
@@ -168,12 +168,12 @@ def _peak_rss_of_decoding(tmp_path: Path, data: bytes) -> tuple[str, float]:
     code = f"""
 import resource, sys
 from pathlib import Path
-from classifier.audio import decode_audio
+from classifier.audio import Bounds, decode_audio
 from classifier.budget import RequestBudget
 data = Path({str(path)!r}).read_bytes()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
-    samples = decode_audio(data, {MODEL_RATE}, max_duration_s={MAX_S})
+    samples = decode_audio(data, {MODEL_RATE}, Bounds(max_duration_s={MAX_S}))
     outcome = f"decoded {{samples.size / {MODEL_RATE}:.0f}} s"
 except Exception as error:
     outcome = f"{{type(error).__name__}}: {{error}}"
@@ -194,14 +194,14 @@ def test_a_sample_rate_bomb_is_refused_before_decoding() -> None:
     assert len(bomb) < 400_000
     started = time.monotonic()
     with pytest.raises(NotAudio, match="sample rate of 655,350 Hz"):
-        decode_audio(bomb, MODEL_RATE, max_duration_s=MAX_S)
+        decode_audio(bomb, MODEL_RATE, Bounds(max_duration_s=MAX_S))
     assert time.monotonic() - started < 1.0
 
 
 def test_a_header_that_hides_the_frames_rate_is_caught_at_the_frames() -> None:
     liar = constant_flac(5, rate=655_350, declared_rate=44_100, declared_samples=44_100)
     with pytest.raises(NotAudio, match="655,350 Hz"):
-        decode_audio(liar, MODEL_RATE, max_duration_s=MAX_S)
+        decode_audio(liar, MODEL_RATE, Bounds(max_duration_s=MAX_S))
 
 
 @pytest.mark.slow
@@ -232,7 +232,7 @@ def test_a_file_longer_than_its_header_says_stops_at_the_limit(tmp_path: Path) -
 def test_absurd_wav_headers_are_refused_with_a_reason(header: bytes, reason: str) -> None:
     data = header + bytes(range(256)) * 700
     with pytest.raises(NotAudio, match=reason):
-        decode_audio(data, MODEL_RATE, max_duration_s=MAX_S)
+        decode_audio(data, MODEL_RATE, Bounds(max_duration_s=MAX_S))
 
 
 @pytest.mark.parametrize(
@@ -267,7 +267,7 @@ def test_a_passed_deadline_stops_decoding(tmp_path: Path) -> None:
     path = write_song(tmp_path / "song", seconds=60.0, fmt="flac")
     budget = RequestBudget(max_bytes=1, timeout_s=0.0, too_large="")
     with pytest.raises(TooSlow, match="too slow"):
-        decode_audio(path, RATE, checkpoint=budget.check)
+        decode_audio(path, RATE, Bounds(checkpoint=budget.check))
 
 
 MILLISECOND = RATE // 1000 + 1
@@ -292,8 +292,10 @@ def test_only_the_heard_stretches_of_a_long_file_are_decoded(tmp_path: Path, fmt
     path = write_song(tmp_path / "long", seconds=300, fmt=fmt, seed=4)
     whole_checks: list[int] = []
     heard_checks: list[int] = []
-    whole = decode_audio(path, RATE, checkpoint=lambda: whole_checks.append(1))
-    heard = decode_audio(path, RATE, checkpoint=lambda: heard_checks.append(1), heard=every_30_s)
+    whole = decode_audio(path, RATE, Bounds(checkpoint=lambda: whole_checks.append(1)))
+    heard = decode_audio(
+        path, RATE, Bounds(checkpoint=lambda: heard_checks.append(1)), Hearing(every_30_s)
+    )
     assert abs(heard.size - whole.size) < 0.1 * RATE  # the declared length, silent in between
     ranges = every_30_s(heard.size)
     inside = np.zeros(heard.size, dtype=bool)
@@ -314,6 +316,6 @@ def test_a_header_longer_than_the_file_is_decoded_whole_instead() -> None:
     # STREAMINFO claims 15 minutes; the frames hold 10 s. Seeking finds almost nothing of what
     # was to be heard, so the file is decoded whole, as it really is.
     liar = constant_flac(10, rate=RATE, declared_samples=RATE * 15 * 60)
-    decoded = decode_audio(liar, RATE, max_duration_s=1200, heard=every_30_s)
+    decoded = decode_audio(liar, RATE, Bounds(max_duration_s=1200), Hearing(every_30_s))
     assert abs(decoded.size / RATE - 10.0) < 0.1
     assert np.all(decoded[: 10 * RATE - FLAC_BLOCK] != 0)  # all there, none of it skipped
