@@ -8,15 +8,11 @@ import asyncio
 import logging
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from classifier.errors import InvalidSource, ScriabinError
 from classifier.results import Classification, Upload
-from classifier.service import ClassifierService
+from classifier.service import Classifier
 from classifier.sources import Source, SourceInput, is_url, parse_source
-
-if TYPE_CHECKING:
-    from classifier.remote import RemoteClassifierService
 
 from .feedback import SOMETHING_ELSE, Answered, AnswerMessage, FeedbackStore
 from .limits import Limits, PressLimits, UserLimits
@@ -58,7 +54,7 @@ class GenreBot:
 
     def __init__(
         self,
-        service: ClassifierService | RemoteClassifierService,
+        service: Classifier,
         cooldown_s: float | None = None,
         local_files: bool = False,
         feedback: FeedbackStore | None = None,

@@ -9,13 +9,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from classifier.service import ClassifierService
+from classifier.service import Classifier, classifier_service
 from config import Settings
-
-if TYPE_CHECKING:
-    from classifier.remote import RemoteClassifierService
 
 from .core import GenreBot
 from .feedback import FeedbackStore
@@ -54,16 +51,7 @@ def chat_adapters(bot: GenreBot, settings: Settings) -> list[ChatAdapter]:
     return adapters
 
 
-def classifier_service(settings: Settings) -> ClassifierService | RemoteClassifierService:
-    """The in-process pool, or Celery workers when SCRIABIN_BROKER_URL is set."""
-    if settings.broker_url:
-        from classifier.remote import RemoteClassifierService
-
-        return RemoteClassifierService(settings)
-    return ClassifierService(settings)
-
-
-def chat_bot(service: ClassifierService | RemoteClassifierService, settings: Settings) -> GenreBot:
+def chat_bot(service: Classifier, settings: Settings) -> GenreBot:
     """The GenreBot every chat adapter shares; with workers, its per-user limits are shared by
     every bot process too (in Redis)."""
     limits = None
@@ -118,7 +106,7 @@ async def run_bot(settings: Settings, adapters: list[ChatAdapter] | None = None)
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
 
 
-async def _drain(service: ClassifierService | RemoteClassifierService) -> None:
+async def _drain(service: Classifier) -> None:
     """Wait (briefly) for stopped requests to end, then let adapters send their answers."""
     waited = 0.0
     while service.in_flight and waited < DRAIN_S:

@@ -25,8 +25,8 @@ from bot.runner import chat_bot
 from classifier.remote import UPLOADS_BUSY, RemoteClassifierService
 from classifier.results import Upload
 from classifier.service import BUSY
-from classifier.shared import PREFIX, STOPPED, SharedState, media_key
-from classifier.sources import link_source, parse_source
+from classifier.shared import PREFIX, STOPPED, SharedState
+from classifier.sources import answer_key, link_source, parse_source
 from config import Settings, load_settings
 from tests.audio_fixtures import song, write_audio, write_song
 from tests.processes import REPO, start_workers, stop_workers
@@ -94,7 +94,7 @@ async def test_the_same_upload_from_two_people_keeps_each_ones_file_name(
         later = await service.classify(Upload(data, names[2]))
     assert [answer.title for answer in [*together, later]] == names
     card = service.model.card
-    key = media_key(card.name, card.version, parse_source(Upload(data, "x")).media_id)
+    key = answer_key(card.name, card.version, parse_source(Upload(data, "x")).media_id)
     entry = SharedState(shared_redis.url).redis.get(f"{PREFIX}result:{key}")
     assert entry is not None and b"Alice" not in entry and b"bob" not in entry
 
@@ -118,7 +118,7 @@ async def test_a_page_is_cached_under_its_own_link_only(
     async with RemoteClassifierService(settings) as service:
         first = await service.classify(claimed)
         assert result_keys(state) - before == {
-            f"{PREFIX}result:" + media_key(card.name, card.version, link_source(claimed).media_id)
+            f"{PREFIX}result:" + answer_key(card.name, card.version, link_source(claimed).media_id)
         }
         started = state.counters()["jobs_started"]
         second = await service.classify(genuine)
@@ -144,7 +144,7 @@ async def test_an_unsound_cache_entry_is_listened_again_not_shown(
     )
     async with RemoteClassifierService(settings) as service:
         card = service.model.card
-        key = media_key(card.name, card.version, link_source(link).media_id)
+        key = answer_key(card.name, card.version, link_source(link).media_id)
         state.redis.set(f"{PREFIX}result:{key}", unsound, ex=3600)
         bot = chat_bot(service, settings)
         answer = await bot.answer(Request(link, user="test:poisoned"))
