@@ -9,13 +9,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Protocol
 
 from classifier.service import Classifier, classifier_service
 from config import Settings
 
 from .core import GenreBot
 from .feedback import FeedbackStore
+from .platforms import ChatAdapter, chat_adapters
 from .signals import on_stop_signals
 
 log = logging.getLogger(__name__)
@@ -25,30 +25,6 @@ log = logging.getLogger(__name__)
 DRAIN_S = 2.0
 DELIVER_S = 0.5
 ADAPTER_STOP_S = 3.0
-
-
-class ChatAdapter(Protocol):
-    """A platform connection: serves until stop() is awaited or its task is cancelled."""
-
-    name: str
-
-    async def run(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-def chat_adapters(bot: GenreBot, settings: Settings) -> list[ChatAdapter]:
-    """The adapters whose tokens are set, imported only when used."""
-    adapters: list[ChatAdapter] = []
-    if settings.discord_token is not None:
-        from .discord_bot import DiscordAdapter
-
-        adapters.append(DiscordAdapter(bot, settings))
-    if settings.telegram_token is not None:
-        from .telegram_bot import TelegramAdapter
-
-        adapters.append(TelegramAdapter(bot, settings))
-    return adapters
 
 
 def chat_bot(service: Classifier, settings: Settings) -> GenreBot:

@@ -8,7 +8,7 @@ import pytest
 
 from bot.core import GenreBot, Request
 from bot.limits import AlreadyWorking, CoolingDown, PressLimits, UserLimits
-from bot.links import find_links, first_link, normalise_link
+from bot.links import find_links, first_link
 from bot.replies import (
     APOLOGY,
     build_reply,
@@ -20,6 +20,7 @@ from bot.replies import (
 from classifier.errors import TooLong
 from classifier.results import Classification, GenreScore, ModelRef, Segment, TagScore, Upload
 from classifier.service import ClassifierService
+from classifier.sources import normalise_url
 from config import Settings
 from tests.audio_fixtures import write_song
 
@@ -48,7 +49,7 @@ from tests.audio_fixtures import write_song
     ],
 )
 def test_links_are_normalised(link: str, canonical: str) -> None:
-    assert normalise_link(link) == canonical
+    assert normalise_url(link) == canonical
 
 
 def test_links_are_found_in_chat_text() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.console import ConsoleAdapter, parse_source
+from bot.console import ConsoleAdapter, song_in_line
 from bot.core import GenreBot
 from classifier.service import ClassifierService
 from config import Settings
@@ -43,17 +43,15 @@ async def test_console_ends_at_end_of_input(settings: Settings) -> None:
 def test_parse_source(tmp_path: Path) -> None:
     song = tmp_path / "a b.mp3"
     song.write_bytes(b"x")
-    assert parse_source("look: https://youtu.be/abcdefghijk!") == (
-        "https://www.youtube.com/watch?v=abcdefghijk"
-    )
-    assert parse_source(f"'{song}'") == song
-    assert parse_source(str(song)) == song
-    assert parse_source("just words") is None
-    assert parse_source("hello?") is None
+    assert song_in_line("look: https://youtu.be/abcdefghijk!") == "https://youtu.be/abcdefghijk"
+    assert song_in_line(f"'{song}'") == song
+    assert song_in_line(str(song)) == song
+    assert song_in_line("just words") is None
+    assert song_in_line("hello?") is None
     # Mistyped paths are still paths, answered "I can't find a file called ...".
-    assert parse_source("~/Music/sogn.mp3") == Path("~/Music/sogn.mp3").expanduser()
-    assert parse_source("sogn.flac") == Path("sogn.flac")
-    assert parse_source("./sogn") == Path("sogn")
+    assert song_in_line("~/Music/sogn.mp3") == Path("~/Music/sogn.mp3").expanduser()
+    assert song_in_line("sogn.flac") == Path("sogn.flac")
+    assert song_in_line("./sogn") == Path("sogn")
 
 
 async def test_refusals_are_answered_in_the_console_not_logged_into_it(

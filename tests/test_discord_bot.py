@@ -17,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.core import GenreBot
-from bot.discord_bot import CONTEXT_MENU, DiscordAdapter
+from bot.discord.adapter import CONTEXT_MENU, DiscordAdapter
 from bot.feedback import FeedbackStore
 from bot.replies import APOLOGY, genre_label
 from classifier.service import RESTARTING, ClassifierService

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.discord_bot import SURE_COLOUR, UNSURE_COLOUR, genre_embed
+from bot.discord.answers import SURE_COLOUR, UNSURE_COLOUR, genre_embed
 from bot.replies import GenreReply, build_reply, genre_lines
 from classifier.results import Classification, GenreScore, ModelRef, Segment, TagScore
 

@@ -23,14 +23,10 @@ from telegram.ext import AIORateLimiter
 from bot.core import SLOW_DOWN, GenreBot
 from bot.feedback import FeedbackStore
 from bot.limits import CoolingDown
+from bot.platforms import chat_adapters
 from bot.replies import APOLOGY, genre_label
-from bot.runner import chat_adapters
-from bot.telegram_bot import (
-    KEYBOARD_EDITS_PER_MINUTE,
-    PLACEHOLDER,
-    TelegramAdapter,
-    concurrent_update_limit,
-)
+from bot.telegram.adapter import TelegramAdapter, concurrent_update_limit
+from bot.telegram.answers import KEYBOARD_EDITS_PER_MINUTE, PLACEHOLDER
 from classifier.service import RESTARTING, ClassifierService
 from config import Settings, load_settings
 from tests.audio_fixtures import write_song

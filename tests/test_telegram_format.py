@@ -10,7 +10,7 @@ from telegram import Message
 from telegram.error import BadRequest, Forbidden, TimedOut
 
 from bot.replies import APOLOGY, GenreReply, render_html, render_text
-from bot.telegram_bot import (
+from bot.telegram.messages import (
     NETWORK_TROUBLE,
     attached_media,
     caption_command,
@@ -23,6 +23,7 @@ from bot.telegram_bot import (
     upload_name,
 )
 from classifier.results import GenreScore, TagScore
+from classifier.sources import link_source
 from tests.telegram_standin import BOT_ID, BOT_USERNAME, parse_html, typed_entities
 
 ME = {"id": BOT_ID, "is_bot": True, "first_name": "Scriabin", "username": BOT_USERNAME}
@@ -150,7 +151,11 @@ def test_failures_are_told_shortly_or_not_at_all() -> None:
 
 def test_the_first_link_is_found_and_normalised() -> None:
     text = "first https://youtu.be/dQw4w9WgXcQ?t=42, then https://example.com/b.mp3"
-    assert link_in(message(text=text)) == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    assert link_in(message(text=text)) == "https://youtu.be/dQw4w9WgXcQ?t=42"
+    # Parsed once, by classifier.sources, into its canonical form.
+    assert link_source(link_in(message(text=text)) or "").url == (
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    )
     assert link_in(message(text="no link here")) is None
 
 
@@ -158,7 +163,7 @@ def test_links_telegram_marks_without_a_scheme_or_behind_words_count() -> None:
     bare = message(
         text="youtu.be/dQw4w9WgXcQ", entities=[{"type": "url", "offset": 0, "length": 20}]
     )
-    assert link_in(bare) == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    assert link_in(bare) == "https://youtu.be/dQw4w9WgXcQ"
     linked = message(
         text="listen to this",
         entities=[
