@@ -5,10 +5,38 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from classifier.model import ModelCard
+
+
+def draft_card(
+    name: str,
+    version: str,
+    kind: str,
+    genres: Sequence[str],
+    out_dir: Path,
+    *,
+    sample_rate: int,
+    segment_s: float,
+    features: Mapping[str, Any],
+    **extra: Any,
+) -> ModelCard:
+    """The card of a model about to be written: `out_dir/<name>.json`, naming `<name>.keras`."""
+    return ModelCard(
+        name=name,
+        version=version,
+        kind=kind,
+        file=f"{name}.keras",
+        genres=tuple(genres),
+        sample_rate=sample_rate,
+        segment_s=segment_s,
+        features=features,
+        path=out_dir / f"{name}.json",
+        **extra,
+    )
 
 
 def write_model(model: Any, card: ModelCard) -> ModelCard:
