@@ -20,6 +20,7 @@ import numpy as np
 from . import extras, litert
 from .errors import UnknownModel
 from .kinds import kind_names, model_kind
+from .tags import TagCalibration
 
 # For a card measured before calibration was reported.
 DEFAULT_UNCERTAIN_BELOW = 0.35
@@ -149,6 +150,29 @@ class GenreModel(Protocol):
     def session(self, n_samples: int, max_segments: int) -> ModelSession:
         """A prediction of a song of `n_samples`, fed while it is decoded."""
         return WholeSongSession(self, max_segments)
+
+
+class HeadModel(GenreModel):
+    """A kind that is a small trained head over pretrained backbones (fusion-head,
+    musicnn-head): its card, its descriptive tags' calibration, the backbones it hears with
+    (`hear_with`, each kind's own: those given, else the ones shared in this process) and the
+    head, from its LiteRT graph (or a Keras network just fitted, in training)."""
+
+    def __init__(
+        self,
+        card: ModelCard,
+        head: Any = None,
+        tags: TagCalibration | None = None,
+        **backbones: Any,
+    ) -> None:
+        self.card = card
+        self.tags = tags if tags is not None else TagCalibration.from_card(card.features)
+        self.hear_with(**backbones)
+        self.network, self._head = load_head(card, head)
+
+    def hear_with(self, **backbones: Any) -> None:
+        """Set up the backbones and what the head reads of them."""
+        raise NotImplementedError
 
 
 class WholeSongSession:
