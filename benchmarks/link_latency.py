@@ -33,8 +33,8 @@ from classifier.fetch import fetch_audio
 from classifier.model import load_model
 from classifier.pipeline import classify_audio, classify_source
 from config import PROJECT_ROOT, load_settings
-from tests.audio_fixtures import song, write_audio
-from tests.http_server import LocalServer
+from tests.support.audio_fixtures import song, write_audio
+from tests.support.http_server import LocalServer
 
 GTZAN_MINI = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-mini"
 RATE = 22050

@@ -4,7 +4,7 @@ TensorFlow: both pretrained backbones, and the head of every model card in the m
 Run `python -m classifier.training.litert_convert [--models-dir models]`; `scriabin train` also
 writes the graph of each head it trains. The graphs compute what the Keras models compute, in
 float32: each is checked against its Keras model here (on generated audio), and
-tests/test_litert.py holds them to the Keras outputs on real music.
+tests/classifier/test_litert.py holds them to the Keras outputs on real music.
 """
 
 from __future__ import annotations

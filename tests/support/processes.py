@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-# A download that trickles for minutes, from tests.http_server: time enough to signal it.
+REPO = Path(__file__).resolve().parents[2]
+# A download that trickles for minutes, from tests.support.http_server: time enough to signal it.
 TRICKLE = "drip?type=audio/mpeg&every=0.001&length=1000000"
 
 

@@ -30,12 +30,12 @@ from classifier.results import (
     StyleScore,
 )
 from classifier.styles import OUTSIDE_LEVEL, STYLE_LEVEL, clear_styles
-from tests.audio_fixtures import song, write_audio, write_tiny_gtzan
+from tests.support.audio_fixtures import song, write_audio, write_tiny_gtzan
 
 if TYPE_CHECKING:
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 
 GENRES = ("rock", "classical", "jazz", "pop", "metal")
 

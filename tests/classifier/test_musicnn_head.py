@@ -23,9 +23,9 @@ from classifier.training.datasets import genres_of, load_clips, read_gtzan
 from classifier.training.musicnn_head import MusicnnHeadRecipe, build_head, fit_head
 from classifier.training.train import run_training
 from config import DEFAULT_MODELS_DIR
-from tests.audio_fixtures import song, write_tiny_gtzan
+from tests.support.audio_fixtures import song, write_tiny_gtzan
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = "musicnn-genre"
 
 
@@ -145,7 +145,7 @@ def test_recipe_trains_and_writes_a_model_that_loads_back_and_predicts_the_same(
     clips = read_gtzan(data_dir)
     fitted = recipe.fit(load_clips(clips, genres_of(clips), recipe.sample_rate), genres_of(clips))
     audio = song(12, sample_rate=musicnn.SAMPLE_RATE, seed=2)
-    # Loaded, it is served from LiteRT; fitted, it runs in Keras (tests/test_litert.py).
+    # Loaded, it is served from LiteRT; fitted, it runs in Keras (tests/classifier/test_litert.py).
     np.testing.assert_allclose(
         loaded.predict(audio, 10).probabilities, fitted.predict(audio, 10).probabilities, atol=1e-4
     )

@@ -25,9 +25,9 @@ from classifier.training.fusion_head import (
 )
 from classifier.training.train import run_training
 from config import DEFAULT_MODELS_DIR
-from tests.audio_fixtures import song, write_tiny_gtzan
+from tests.support.audio_fixtures import song, write_tiny_gtzan
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = "genre-fusion"
 
 
@@ -193,7 +193,7 @@ def test_recipe_trains_and_writes_a_model_that_loads_back_and_predicts_the_same(
     refitted = recipe.tempered(
         recipe.fit(_labelled(data_dir, recipe), card.genres), measurement.calibration.temperature
     )
-    # Loaded, it is served from LiteRT; refitted, it runs in Keras (tests/test_litert.py).
+    # Loaded, it is served from LiteRT; refitted, it runs in Keras (classifier/test_litert.py).
     np.testing.assert_allclose(
         loaded.predict(audio, 10).probabilities,
         refitted.predict(audio, 10).probabilities,

@@ -18,10 +18,10 @@ from classifier.model import load_model
 from classifier.pipeline import classify_audio, classify_source
 from classifier.results import Classification
 from config import DEFAULT_MODELS_DIR, Settings
-from tests.audio_fixtures import song, write_audio
-from tests.http_server import LocalServer
+from tests.support.audio_fixtures import song, write_audio
+from tests.support.http_server import LocalServer
 
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 
 RATE = 22050
 
@@ -88,6 +88,7 @@ def assert_same_answer(streamed: Classification, on_disk: Classification) -> Non
         assert score.confidence == pytest.approx(confidences[score.genre], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_a_link_is_analysed_while_it_downloads(
     model: Any, link_settings: Settings, http_server: LocalServer
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_link_is_analysed_while_it_downloads(
     assert streamed.title and streamed.url == http_server.url(served)
 
 
+@pytest.mark.slow
 def test_a_long_link_is_decoded_only_where_heard_and_answers_as_the_file_does(
     model: Any, link_settings: Settings, http_server: LocalServer
 ) -> None:
@@ -114,6 +116,7 @@ def test_a_long_link_is_decoded_only_where_heard_and_answers_as_the_file_does(
     assert_same_answer(streamed, whole(path, model, link_settings))
 
 
+@pytest.mark.slow
 def test_a_container_read_only_whole_is_answered_once_downloaded(
     model: Any, link_settings: Settings, http_server: LocalServer
 ) -> None:

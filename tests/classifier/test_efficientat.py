@@ -1,5 +1,6 @@
 """Our Keras port of EfficientAT mn04_as gives the original PyTorch code's outputs, from the
-shipped weights (tests/fixtures/efficientat_reference.npz, see benchmarks/efficientat_reference.py).
+shipped weights (tests/support/fixtures/efficientat_reference.npz, see
+benchmarks/efficientat_reference.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import pytest
 
 from classifier import efficientat
 from tests.conftest import SHARED_DIR
-from tests.efficientat_clips import CLIPS, SAMPLE_RATE, reference_clip
+from tests.support.efficientat_clips import CLIPS, SAMPLE_RATE, reference_clip
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "models" / "efficientat"
-REFERENCE = REPO / "tests" / "fixtures" / "efficientat_reference.npz"
+REFERENCE = REPO / "tests" / "support" / "fixtures" / "efficientat_reference.npz"
 NPZ = SHARED_DIR / "pretrained" / "efficientat-mn04" / "mn04_as_mAP_432.npz"
 # Measured against the reference (float32 on both sides): log-mel at most 2.6e-5 apart, logits
 # 1.5e-5, embeddings 2.6e-6, hidden layer 8.1e-6. The tolerances leave room for other CPUs and

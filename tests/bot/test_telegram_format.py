@@ -24,7 +24,7 @@ from bot.telegram.messages import (
 )
 from classifier.results import GenreScore, TagScore
 from classifier.sources import link_source
-from tests.telegram_standin import BOT_ID, BOT_USERNAME, parse_html, typed_entities
+from tests.support.telegram_standin import BOT_ID, BOT_USERNAME, parse_html, typed_entities
 
 ME = {"id": BOT_ID, "is_bot": True, "first_name": "Scriabin", "username": BOT_USERNAME}
 

@@ -28,14 +28,14 @@ from classifier.service import BUSY
 from classifier.shared import PREFIX, STOPPED, SharedState
 from classifier.sources import answer_key, link_source, parse_source
 from config import Settings, load_settings
-from tests.audio_fixtures import song, write_audio, write_song
-from tests.processes import REPO, start_workers, stop_workers
-from tests.redis_server import RedisServer, need_redis_server
+from tests.support.audio_fixtures import song, write_audio, write_song
+from tests.support.processes import REPO, start_workers, stop_workers
+from tests.support.redis_server import RedisServer, need_redis_server
 
 if TYPE_CHECKING:
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 MB = 1024 * 1024

@@ -20,9 +20,9 @@ from classifier.service import ClassifierService
 from config import Settings
 
 if TYPE_CHECKING:
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 
 EMPTY_FILE = "That file is empty: there's no audio in it."
 EMPTY_LINK = "That link leads to an empty file: there's no audio in it."

@@ -22,7 +22,7 @@ from classifier.results import Classification, GenreScore, ModelRef, Segment, Ta
 from classifier.service import ClassifierService
 from classifier.sources import normalise_url
 from config import Settings
-from tests.audio_fixtures import write_song
+from tests.support.audio_fixtures import write_song
 
 
 @pytest.mark.parametrize(

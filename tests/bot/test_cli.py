@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from tests.audio_fixtures import write_song
-from tests.processes import scriabin_environment
+from tests.support.audio_fixtures import write_song
+from tests.support.processes import scriabin_environment
 
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 
 
 def test_json_lines_one_object_per_source_in_input_order(

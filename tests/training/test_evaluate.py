@@ -37,7 +37,7 @@ from classifier.training.evaluate import (
     plan_folds,
 )
 from classifier.training.report import format_report
-from tests.audio_fixtures import write_audio
+from tests.support.audio_fixtures import write_audio
 
 RATE = 8000
 # (genre, number, artist): Bernstein plays in two genres, one clip is unidentified, and "solo"

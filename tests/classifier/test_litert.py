@@ -21,8 +21,8 @@ from classifier.model import GenreModel, find_card, load_model
 from classifier.musicnn_head import MusicnnHeadModel
 from classifier.training.litert_convert import blocked_taps
 from config import DEFAULT_MODELS_DIR
-from tests.audio_fixtures import song, write_song
-from tests.processes import REPO, scriabin_environment
+from tests.support.audio_fixtures import song, write_song
+from tests.support.processes import REPO, scriabin_environment
 
 EFFICIENTAT_DIR = DEFAULT_MODELS_DIR / "efficientat"
 MUSICNN_DIR = DEFAULT_MODELS_DIR / "musicnn"
@@ -141,6 +141,7 @@ def test_every_gtzan_mini_clip_gets_the_same_top_genre_as_on_keras(
     assert largest <= PROBABILITY_BOUND
 
 
+@pytest.mark.slow
 def test_serving_path_loads_nothing_of_the_training_extra(tmp_path: Path) -> None:
     audio = write_song(tmp_path / "song.wav", seconds=30, fmt="wav")
     environment = scriabin_environment(
@@ -166,8 +167,9 @@ def test_serving_path_loads_nothing_of_the_training_extra(tmp_path: Path) -> Non
         assert "loaded: []" in done.stdout, command
 
 
+@pytest.mark.slow
 def test_a_worker_loads_nothing_of_the_training_extra(tmp_path: Path, redis_server) -> None:
-    from tests.processes import start_workers, stop_workers
+    from tests.support.processes import start_workers, stop_workers
 
     imports = tmp_path / "imports.txt"
     # -X importtime reports every import, in the worker and in its job process (forked).
@@ -184,6 +186,7 @@ def test_a_worker_loads_nothing_of_the_training_extra(tmp_path: Path, redis_serv
     assert not modules & TRAINING_ONLY
 
 
+@pytest.mark.slow
 def test_without_litert_the_keras_models_serve_and_the_log_says_so_once() -> None:
     code = (
         "import logging, sys\n"

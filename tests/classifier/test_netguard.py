@@ -26,11 +26,11 @@ from classifier.netguard import (
 from config import Settings
 
 if TYPE_CHECKING:
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
 # The local HTTP server fixtures (http_server, http_server_factory), loaded by pytest itself
 # so that its assertion rewriting applies to them.
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 
 STRICT = Settings(allow_private_networks=False, allowed_networks=())
 

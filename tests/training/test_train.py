@@ -12,7 +12,7 @@ import pytest
 from bot.cli import main
 from classifier.model import ModelCard, load_model
 from classifier.training.evaluate import Accuracy
-from tests.audio_fixtures import write_audio
+from tests.support.audio_fixtures import write_audio
 
 RATE = 22050
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.musicnn_clips import hash_noise
+from tests.support.musicnn_clips import hash_noise
 
 SAMPLE_RATE = 32000
 # (samples, peak level) per clip: 321 frames (an odd count, so every stride-2 layer sees an odd

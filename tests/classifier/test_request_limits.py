@@ -19,12 +19,12 @@ from classifier.errors import ShuttingDown, TooLarge, TooSlow
 from classifier.fetch import fetch_audio
 from classifier.service import ClassifierService
 from config import Settings, load_settings
-from tests.processes import TRICKLE, start_scriabin, until_downloading
+from tests.support.processes import TRICKLE, start_scriabin, until_downloading
 
 if TYPE_CHECKING:
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 
 MB = 1024 * 1024
 
@@ -95,6 +95,7 @@ def test_the_limit_is_named_in_the_refusal(http_server: LocalServer, temp_root: 
     ["drip?type=text/html&every=0.2", "drip?type=audio/mpeg&every=0.2&length=1000000"],
     ids=["page", "media"],
 )
+@pytest.mark.slow
 def test_a_server_that_drips_bytes_is_given_up_at_the_deadline(
     http_server: LocalServer, temp_root: Path, path: str
 ) -> None:
@@ -106,6 +107,7 @@ def test_a_server_that_drips_bytes_is_given_up_at_the_deadline(
     assert not list(temp_root.glob("scriabin-*"))
 
 
+@pytest.mark.slow
 async def test_the_caller_hears_too_slow_on_time_even_from_a_silent_server(
     http_server: LocalServer, temp_root: Path
 ) -> None:
@@ -121,6 +123,7 @@ async def test_the_caller_hears_too_slow_on_time_even_from_a_silent_server(
     assert not list(temp_root.glob("scriabin-*"))
 
 
+@pytest.mark.slow
 async def test_stopping_the_service_ends_work_in_flight_and_removes_its_download(
     http_server: LocalServer, temp_root: Path
 ) -> None:

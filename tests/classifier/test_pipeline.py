@@ -14,9 +14,9 @@ from classifier.results import Upload
 from classifier.service import ClassifierService
 from classifier.sources import is_url
 from config import Settings, load_settings
-from tests.audio_fixtures import write_song
+from tests.support.audio_fixtures import write_song
 
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 
 
 @pytest.fixture
@@ -42,6 +42,7 @@ async def test_file_gets_all_genres_sorted_with_a_timeline(
     assert result.model.name == service.model.card.name
 
 
+@pytest.mark.slow
 async def test_long_song_is_heard_from_start_to_end_in_bounded_segments(
     tmp_path: Path, settings: Settings
 ) -> None:
@@ -101,6 +102,7 @@ async def test_full_queue_answers_busy_at_once(tmp_path: Path, http_server) -> N
         await asyncio.gather(slow, return_exceptions=True)
 
 
+@pytest.mark.slow
 async def test_busy_comes_from_the_expected_wait_not_a_count(tmp_path: Path, http_server) -> None:
     # One worker and room in the queue: a request behind a running one waits for it until the
     # service has measured how long requests take, then hears "busy" once that wait is too long.
@@ -129,6 +131,7 @@ async def test_busy_comes_from_the_expected_wait_not_a_count(tmp_path: Path, htt
         await asyncio.gather(slow, return_exceptions=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["mp3", "webm-opus"])
 async def test_a_long_file_decoded_only_where_heard_gets_the_whole_decodes_answer(
     service: ClassifierService, tmp_path: Path, fmt: str

@@ -8,11 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from bot.console import ConsoleAdapter, song_in_line
+from bot.console import (
+    CONSOLE_HELP,
+    GREETING,
+    NOT_UNDERSTOOD,
+    PROMPT,
+    ConsoleAdapter,
+    song_in_line,
+)
 from bot.core import GenreBot
+from bot.replies import build_reply, render_text
+from classifier.errors import ScriabinError
 from classifier.service import ClassifierService
 from config import Settings
-from tests.audio_fixtures import write_song
+from tests.support.audio_fixtures import write_song
 
 
 async def test_console_session(settings: Settings, tmp_path: Path) -> None:
@@ -24,20 +33,27 @@ async def test_console_session(settings: Settings, tmp_path: Path) -> None:
             GenreBot(service, local_files=True), io.StringIO("\n".join(lines) + "\n"), stdout
         )
         await console.run()
-    out = stdout.getvalue()
-    assert "paste a link or a file path" in out
-    assert "Send me a link or the path of an audio file" in out
-    assert "🎵 my song.mp3" in out and out.count("%") >= 3
-    assert "⚠" in out and "http" in out.lower()
-    assert out.rstrip().endswith("Bye!")
-    assert "Traceback" not in out
+        # What the service says of each song (the first from its cache: the same answer).
+        answer = render_text(build_reply(await service.classify(song)))
+        with pytest.raises(ScriabinError) as refused:
+            await service.classify("file:///etc/passwd")
+    assert stdout.getvalue() == (
+        f"{GREETING}\n"
+        f"{PROMPT}{CONSOLE_HELP}\n"
+        f"{PROMPT}{NOT_UNDERSTOOD}\n"
+        f"{PROMPT}Listening…\n{answer}\n"
+        f"{PROMPT}Listening…\n⚠ {refused.value}\n"
+        f"{PROMPT}"  # the empty line: nothing to say
+        f"{PROMPT}Bye!\n"
+    )
+    assert answer.startswith("🎵 my song.mp3\n")
 
 
 async def test_console_ends_at_end_of_input(settings: Settings) -> None:
     stdout = io.StringIO()
     async with ClassifierService(settings) as service:
         await ConsoleAdapter(GenreBot(service, local_files=True), io.StringIO(""), stdout).run()
-    assert "Bye!" in stdout.getvalue()
+    assert stdout.getvalue() == f"{GREETING}\n{PROMPT}Bye!\n"
 
 
 def test_parse_source(tmp_path: Path) -> None:
@@ -64,5 +80,9 @@ async def test_refusals_are_answered_in_the_console_not_logged_into_it(
     async with ClassifierService(settings) as service:
         bot = GenreBot(service, cooldown_s=0, local_files=True)
         await ConsoleAdapter(bot, io.StringIO(f"{not_audio}\n/quit\n"), stdout).run()
-    assert "⚠ That doesn't look like an audio or video file I can read." in stdout.getvalue()
+    assert stdout.getvalue() == (
+        f"{GREETING}\n{PROMPT}Listening…\n"
+        "⚠ That doesn't look like an audio or video file I can read.\n"
+        f"{PROMPT}Bye!\n"
+    )
     assert not [record for record in caplog.records if "refused" in record.getMessage()]

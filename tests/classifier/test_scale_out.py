@@ -23,14 +23,14 @@ from classifier.remote import RemoteClassifierService
 from classifier.results import Upload
 from classifier.shared import PREFIX, UNREACHABLE, SharedState, WorkersUnavailable
 from config import Settings, load_settings
-from tests.audio_fixtures import write_song
-from tests.processes import REPO, scriabin_environment, start_workers, stop_workers
-from tests.redis_server import RedisServer, free_port
+from tests.support.audio_fixtures import write_song
+from tests.support.processes import REPO, scriabin_environment, start_workers, stop_workers
+from tests.support.redis_server import RedisServer, free_port
 
 if TYPE_CHECKING:
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 WORKERS = 2

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from classifier import musicnn
-from tests.musicnn_clips import CLIPS, reference_clip
+from tests.support.musicnn_clips import CLIPS, reference_clip
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "models" / "musicnn"
-REFERENCE = REPO / "tests" / "fixtures" / "musicnn_reference.npz"
+REFERENCE = REPO / "tests" / "support" / "fixtures" / "musicnn_reference.npz"
 TOLERANCE = 1e-4
 
 

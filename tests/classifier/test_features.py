@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from classifier.features import MfccParams, cut_segments, mfcc_segments, segment_starts
-from tests.audio_fixtures import song
+from tests.support.audio_fixtures import song
 
 PARAMS = MfccParams(22050, 3.0, 20, 2048, 512, 64, 20.0, 8000.0)
 

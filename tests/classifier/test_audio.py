@@ -15,10 +15,10 @@ import pytest
 from classifier.audio import Bounds, Hearing, decode_audio
 from classifier.budget import RequestBudget
 from classifier.errors import AudioTooShort, NotAudio, TooLong, TooSlow
-from tests.audio_bombs import FLAC_BLOCK, constant_flac, wav_header
-from tests.audio_fixtures import FORMATS, song, write_audio, write_song
+from tests.support.audio_bombs import FLAC_BLOCK, constant_flac, wav_header
+from tests.support.audio_fixtures import FORMATS, song, write_audio, write_song
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 RATE = 22050
 
@@ -213,6 +213,7 @@ def test_the_longest_file_at_the_highest_rate_decodes_in_bounded_memory(tmp_path
     assert peak < GIGABYTE / 2
 
 
+@pytest.mark.slow
 def test_a_file_longer_than_its_header_says_stops_at_the_limit(tmp_path: Path) -> None:
     liar = constant_flac(25 * 60, rate=192_000, channels=2, declared_samples=192_000 * 10)
     outcome, peak = _peak_rss_of_decoding(tmp_path, liar)
@@ -287,6 +288,7 @@ def every_30_s(n_samples: int) -> list[tuple[int, int]]:
     return [(start, start + 3 * RATE) for start in range(RATE, n_samples - 3 * RATE, 30 * RATE)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["flac", "mp3", "webm-opus", "m4a-aac", "ogg-vorbis"])
 def test_only_the_heard_stretches_of_a_long_file_are_decoded(tmp_path: Path, fmt: str) -> None:
     path = write_song(tmp_path / "long", seconds=300, fmt=fmt, seed=4)

@@ -30,14 +30,14 @@ from classifier.errors import (
 from classifier.fetch import FetchedAudio, explain_download_error, fetch_audio
 from classifier.fetch.ytdlp import GUARDED_REQUEST_HANDLERS, youtube_dl_class
 from config import Settings
-from tests.audio_fixtures import write_song
+from tests.support.audio_fixtures import write_song
 
 if TYPE_CHECKING:
-    from tests.http_server import LocalServer
+    from tests.support.http_server import LocalServer
 
 # The local HTTP server fixtures (http_server, http_server_factory), loaded by pytest itself
 # so that its assertion rewriting applies to them.
-pytest_plugins = ["tests.http_server"]
+pytest_plugins = ["tests.support.http_server"]
 
 
 def fetch_settings(**overrides: object) -> Settings:

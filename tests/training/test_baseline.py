@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from classifier.audio import decode_audio
 from classifier.training.baseline import (
     SEED_SAMPLE_RATE,
@@ -13,6 +15,7 @@ from classifier.training.baseline import (
 )
 
 
+@pytest.mark.slow
 def test_seed_model_recognises_a_song_it_was_trained_on(gtzan_mini: Path, seed_model: Path) -> None:
     network = build_seed_network(seed_model)
     audio = decode_audio(gtzan_mini / "metal" / "metal.00000.flac", SEED_SAMPLE_RATE)
