@@ -8,8 +8,7 @@ import discord
 
 from ..core import MB, ChatUpload, UploadRules
 from ..links import first_link
-
-MEDIA_TYPES = ("audio/", "video/", "application/ogg")
+from ..uploads import playable
 
 PICK_ONE = "Give me a link or a file (one of the two) and I'll tell you its genre."
 NOT_A_LINK = "That doesn't look like a link. Paste a song's link (https://…) or attach a file."
@@ -37,7 +36,7 @@ def attachment_problem(attachment: discord.Attachment, max_mb: float) -> str | N
     answers a friendly "not audio" when it fails.
     """
     content_type = (attachment.content_type or "").lower()
-    if content_type and not content_type.startswith(MEDIA_TYPES):
+    if content_type and not playable(content_type):
         return NOT_MEDIA.format(content_type=content_type.split(";")[0])
     if attachment.size > max_mb * MB:
         return too_big_text(attachment.size, max_mb)
@@ -62,6 +61,6 @@ def song_in_message(message: discord.Message) -> str | discord.Attachment | None
         return link
     for attachment in message.attachments:
         content_type = (attachment.content_type or "").lower()
-        if not content_type or content_type.startswith(MEDIA_TYPES):
+        if not content_type or playable(content_type):
             return attachment
     return None

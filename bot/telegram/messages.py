@@ -11,6 +11,7 @@ from classifier.errors import DownloadFailed, ScriabinError
 from ..core import MB, ChatUpload, UploadRules, person
 from ..links import find_links
 from ..replies import APOLOGY, HELP_TEXT
+from ..uploads import playable
 
 PLATFORM = "telegram"
 Media = Audio | Voice | VideoNote | Video | Document
@@ -24,9 +25,6 @@ ASK_USAGE = (
 )
 NETWORK_TROUBLE = "Telegram didn't answer me in time. Please try again in a moment."
 FILE_UNAVAILABLE = "I couldn't download that file from Telegram. Please try again."
-# A document counts as a song when Telegram says it is audio or video (Ogg files are filed
-# as application/ogg by some clients).
-PLAYABLE_DOCUMENT_TYPES = ("audio/", "video/", "application/ogg")
 LINK_ENTITIES = [MessageEntity.URL, MessageEntity.TEXT_LINK]
 MENTION_ENTITIES = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
 
@@ -78,10 +76,8 @@ def attached_media(message: Message) -> Media | None:
         if media is not None:
             return media
     document = message.document
-    if document is not None and (document.mime_type or "").lower().startswith(
-        PLAYABLE_DOCUMENT_TYPES
-    ):
-        return document
+    if document is not None and playable(document.mime_type or ""):
+        return document  # a document counts when Telegram says it is audio or video
     return None
 
 
