@@ -2,7 +2,9 @@
 """Run Scriabin from a fresh checkout with nothing but Python 3.11+.
 
     python3 dev.py classify SOURCE...   any `scriabin` command (classify, bot, train, ...)
-    python3 dev.py test [PYTEST ARGS]   lint with ruff, then run the test suite
+    python3 dev.py test [PYTEST ARGS]   lint with ruff, then run the whole test suite (as CI does)
+    python3 dev.py test --fast [ARGS]   the same without the tests marked slow (training, worker
+                                        processes, long files): a couple of minutes on 2 cores
 
 The first run creates `.venv/` beside this file and installs into it the project with
 everything: the test tools and the `train` extra (TensorFlow, Keras...: the suite trains small
@@ -46,10 +48,15 @@ def ensure_environment() -> None:
 
 
 def run_tests(args: list[str]) -> int:
+    """ruff (lint and format), then pytest; `--fast` leaves out the tests marked slow."""
     python = str(python_in_venv())
-    lint = subprocess.run([python, "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode
+    if "--fast" in args:
+        args = ["-m", "not slow", *(arg for arg in args if arg != "--fast")]
+    ruff = [python, "-m", "ruff"]
+    lint = subprocess.run([*ruff, "check", str(ROOT)], cwd=ROOT).returncode
+    style = subprocess.run([*ruff, "format", "--check", "--quiet", str(ROOT)], cwd=ROOT).returncode
     tests = subprocess.run([python, "-m", "pytest", *args], cwd=ROOT).returncode
-    return tests or lint
+    return tests or lint or style
 
 
 def main(argv: list[str]) -> int:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classifier.errors import Busy
 from classifier.service import ClassifierService
 from config import Settings, load_settings
-from tests.audio_fixtures import write_song
+from tests.support.audio_fixtures import write_song
 
 OLD_QUEUE_SIZE = 8
 

@@ -107,7 +107,7 @@ def main() -> None:
                 [
                     sys.executable,
                     "-c",
-                    "import sys; from tests.audio_fixtures import song, write_audio; "
+                    "import sys; from tests.support.audio_fixtures import song, write_audio; "
                     "write_audio(__import__('pathlib').Path(sys.argv[1]), song(30, 22050, "
                     "seed=1), 22050, 'flac')",
                     str(song_path),

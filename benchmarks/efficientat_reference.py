@@ -1,5 +1,6 @@
-"""Record the original EfficientAT code's outputs on tests/efficientat_clips.py's clips, the fixture
-that tests/test_efficientat.py holds our Keras port to. Not run in CI: it needs PyTorch.
+"""Record the original EfficientAT code's outputs on tests/support/efficientat_clips.py's clips,
+the fixture that tests/classifier/test_efficientat.py holds our Keras port to. Not run in CI: it
+needs PyTorch.
 
 The original runs in a throwaway virtualenv outside the repository, with a local CPU wheel of
 torch, and a scratch copy of the EfficientAT files it needs (fschmid56/EfficientAT, MIT):
@@ -21,9 +22,9 @@ It builds the model the way EfficientAT's inference.py does (get_model with the 
 "mn04_as", MLP head, defaults otherwise), loads mn04_as_mAP_432.pt into it strictly (as
 _mobilenet_v3 does after its download), and runs AugmentMelSTFT (n_mels 128, sr 32000, window
 800, hop 320; SpecAugment masks off, which eval mode skips anyway) and the model in eval mode,
-float32, on each clip. It writes tests/fixtures/efficientat_reference.npz: per clip a checksum,
-the first and last EDGE_FRAMES frames of the normalised log-mel (where the padding shows), the
-logits, the pooled embedding and the classifier's hidden layer.
+float32, on each clip. It writes tests/support/fixtures/efficientat_reference.npz: per clip a
+checksum, the first and last EDGE_FRAMES frames of the normalised log-mel (where the padding
+shows), the logits, the pooled embedding and the classifier's hidden layer.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ PRETRAINED = REPO.parent / "shared" / "pretrained" / "efficientat-mn04"
 CHECKPOINT = PRETRAINED / "mn04_as_mAP_432.pt"
 NPZ = PRETRAINED / "mn04_as_mAP_432.npz"
 CHECKPOINT_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
-FIXTURE = REPO / "tests" / "fixtures" / "efficientat_reference.npz"
+FIXTURE = REPO / "tests" / "support" / "fixtures" / "efficientat_reference.npz"
 EDGE_FRAMES = 40
 
 
@@ -84,7 +85,7 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(REPO))
-    from tests.efficientat_clips import CLIPS, reference_clip
+    from tests.support.efficientat_clips import CLIPS, reference_clip
 
     # Deprecation notices of the reference code (stft return_complex=False, cuda.amp.autocast).
     warnings.filterwarnings("ignore", category=UserWarning)

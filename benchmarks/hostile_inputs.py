@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.audio_bombs import constant_flac, wav_header
-from tests.audio_fixtures import song, write_audio
-from tests.http_server import LocalServer
+from tests.support.audio_bombs import constant_flac, wav_header
+from tests.support.audio_fixtures import song, write_audio
+from tests.support.http_server import LocalServer
 
 # Runs inside the child, in the checkout being measured: load and warm the default model, then
 # serve one request in a thread, reporting the outcome and peak memory (ru_maxrss, KiB).

@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from classifier import litert
-from classifier.audio import decode_audio
+from classifier.audio import Bounds, Hearing, decode_audio
 from classifier.fetch import fetch_audio
 from classifier.model import load_model
 from classifier.pipeline import classify_audio, classify_source
 from config import PROJECT_ROOT, load_settings
-from tests.audio_fixtures import song, write_audio
-from tests.http_server import LocalServer
+from tests.support.audio_fixtures import song, write_audio
+from tests.support.http_server import LocalServer
 
 GTZAN_MINI = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-mini"
 RATE = 22050
@@ -51,13 +51,12 @@ def four_minutes() -> tuple[np.ndarray, str]:
 
 def download_then_decode(url: str, model, settings) -> None:  # type: ignore[no-untyped-def]
     """The pipeline before streaming: the whole file first, then decode and analyse."""
-    heard = model.heard if hasattr(model, "heard") else None
     with fetch_audio(url, settings) as fetched:
         audio = decode_audio(
             fetched.path,
             model.card.sample_rate,
-            max_duration_s=settings.max_duration_s,
-            heard=None if heard is None else lambda n: heard(n, settings.max_segments),
+            Bounds(max_duration_s=settings.max_duration_s),
+            Hearing(lambda n: model.heard(n, settings.max_segments)),
         )
     classify_audio(audio, model, settings.max_segments)
 

@@ -40,7 +40,7 @@ from classifier.backbones import keras_efficientat, keras_musicnn
 from classifier.model import find_card
 from classifier.pipeline import classify_audio
 from config import DEFAULT_MODELS_DIR, PROJECT_ROOT
-from tests.audio_fixtures import song
+from tests.support.audio_fixtures import song
 
 GTZAN_MINI = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-mini"
 BATCH = 32

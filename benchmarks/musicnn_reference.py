@@ -1,5 +1,6 @@
-"""Record the original musicnn code's outputs on tests/musicnn_clips.py's clips, the fixture that
-tests/test_musicnn.py holds our Keras port to. Not run in CI: it needs a throwaway environment.
+"""Record the original musicnn code's outputs on tests/support/musicnn_clips.py's clips, the
+fixture that tests/classifier/test_musicnn.py holds our Keras port to. Not run in CI: it needs a
+throwaway environment.
 
 The original package cannot live in our environment (it pins numpy<1.17 and is TF1 graph code),
 so it runs in a separate virtualenv outside the repository, with its float16 cast made float32:
@@ -12,10 +13,10 @@ so it runs in a separate virtualenv outside the repository, with its float16 cas
     rm -r __pycache__  # same size, same second: Python would keep running the float16 bytecode
     TF_USE_LEGACY_KERAS=1 /work/scratch/musicnn-ref/bin/python benchmarks/musicnn_reference.py
 
-It writes tests/fixtures/musicnn_reference.npz: per model, the per-patch tag probabilities of the
-original `extractor()` and the penultimate features of its graph (`models.define_model`) run on
-the same patches. The extractor's own penultimate output cannot be used: after the first patch
-it repeats that patch's values (it concatenates the stale first-patch variable).
+It writes tests/support/fixtures/musicnn_reference.npz: per model, the per-patch tag probabilities
+of the original `extractor()` and the penultimate features of its graph (`models.define_model`)
+run on the same patches. The extractor's own penultimate output cannot be used: after the first
+patch it repeats that patch's values (it concatenates the stale first-patch variable).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers needs tf-keras
 
-from tests.musicnn_clips import CLIPS, SAMPLE_RATE, reference_clip
+from tests.support.musicnn_clips import CLIPS, SAMPLE_RATE, reference_clip
 
-FIXTURE = REPO / "tests" / "fixtures" / "musicnn_reference.npz"
+FIXTURE = REPO / "tests" / "support" / "fixtures" / "musicnn_reference.npz"
 MODELS = ("MSD_musicnn", "MTT_musicnn")
 PATCH_SECONDS = 3
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from classifier import musicnn
 from classifier.musicnn_head import KIND, PATCH_S, MusicnnHeadModel
-from tests.musicnn_clips import CLIPS, reference_clip
+from tests.support.musicnn_clips import CLIPS, reference_clip
 
 REFERENCE_PYTHON = Path("/work/scratch/musicnn-ref/bin/python")
 SHORT_FILE = Path("/tmp/musicnn_speed_30s.wav")
@@ -160,7 +160,7 @@ def product_section(head_name: str | None) -> float | None:
     """Time the genre model on a 4-min song and on SHORT_FILE; returns the latter's total."""
     from classifier.model import available_models, load_model
     from config import DEFAULT_MODELS_DIR, load_settings
-    from tests.audio_fixtures import song, write_audio
+    from tests.support.audio_fixtures import song, write_audio
 
     cards = [card for card in available_models(DEFAULT_MODELS_DIR) if card.kind == KIND]
     if head_name is None and not cards:

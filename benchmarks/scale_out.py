@@ -27,9 +27,9 @@ from classifier.remote import RemoteClassifierService
 from classifier.results import Upload
 from classifier.service import ClassifierService
 from config import PROJECT_ROOT, load_settings
-from tests.audio_fixtures import song, write_audio
-from tests.processes import start_workers, stop_workers
-from tests.redis_server import RedisServer
+from tests.support.audio_fixtures import song, write_audio
+from tests.support.processes import start_workers, stop_workers
+from tests.support.redis_server import RedisServer
 
 GTZAN_MINI = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-mini"
 

@@ -34,7 +34,7 @@ from classifier.model import available_models, load_model
 from classifier.pipeline import classify_source
 from classifier.training.baseline import SEED_MODEL_PATH, original_request
 from config import PROJECT_ROOT, load_settings
-from tests.audio_fixtures import song, write_audio
+from tests.support.audio_fixtures import song, write_audio
 
 GTZAN_MINI = PROJECT_ROOT.parent / "shared" / "data" / "gtzan-mini"
 RATE = 22050

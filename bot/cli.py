@@ -190,7 +190,9 @@ def runs_as_service(args: argparse.Namespace, settings: Settings) -> bool:
     whose log is its record, rather than at a terminal where someone reads its answers (the
     console chat among them): the default log level of each (bot.logs)."""
     if args.command == "bot":
-        return settings.discord_token is not None or settings.telegram_token is not None
+        from .platforms import wanted_platforms
+
+        return bool(wanted_platforms(settings))
     return args.command in ("worker", "train", "evaluate")
 
 

@@ -9,6 +9,7 @@ import re
 import shlex
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -28,7 +29,7 @@ NOT_UNDERSTOOD = "Send me a link or the path of an audio file (/help for help)."
 FILE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}")
 
 
-def parse_source(line: str) -> str | Path | None:
+def song_in_line(line: str) -> str | Path | None:
     """A link anywhere in the line, else the line as a file path (quotes from drag-and-drop
     removed) if that file exists or the line looks like one (so a mistyped path is answered
     "I can't find a file called ..."); None when it is neither."""
@@ -93,13 +94,11 @@ class ConsoleAdapter:
         if text in ("/help", "/start", "help"):
             self.say(CONSOLE_HELP)
             return
-        source = parse_source(text)
+        source = song_in_line(text)
         if source is None:
             self.say(NOT_UNDERSTOOD)
             return
-        self.say("Listening…")
-        answer = await self.bot.answer(Request(source, user="console"))
-        self.say(format_answer(answer))
+        await self.bot.serve(Request(source, user="console"), ConsoleReply(self.say))
 
     def _read_lines(
         self, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]
@@ -116,7 +115,23 @@ class ConsoleAdapter:
             self._lines.put_nowait(None)
 
 
-def format_answer(answer: Answer) -> str:
-    if answer.reply is not None:
-        return render_text(answer.reply)
-    return f"⚠ {answer.error}"
+class ConsoleReply:
+    """How the console answers a line (bot.core.ChatReply): plain text, no chart, no buttons."""
+
+    uploads = None
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+
+    async def refuse(self, text: str) -> None:
+        self.say(f"⚠ {text}")
+
+    async def listening(self) -> None:
+        self.say("Listening…")
+
+    async def failed(self, text: str) -> None:
+        self.say(f"⚠ {text}")
+
+    async def show(self, answer: Answer, chart: Callable[[], Awaitable[bytes | None]]) -> None:
+        assert answer.reply is not None
+        self.say(render_text(answer.reply))

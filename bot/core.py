@@ -1,26 +1,28 @@
-"""The shared heart of every chat adapter: admit a request under the per-user limits, run it
-through the classifier service, and hand back a reply that never carries a traceback; take the
-votes of the answer buttons, each honoured only on the message that carries them."""
+"""The one request flow of every chat platform (`GenreBot.serve`): the per-user limits, what a
+platform declares of an upload, the placeholder, the upload fetched within the platform's limit,
+the classifier's answer, its chart and buttons, and what the user hears when anything fails.
+Adapters only parse their events into a `Request` and render through the `ChatReply` hooks.
+Also the votes of the answer buttons, each honoured only on the message that carries them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from classifier.errors import InvalidSource, ScriabinError
 from classifier.results import Classification, Upload
-from classifier.service import ClassifierService
+from classifier.service import Classifier
 from classifier.sources import Source, SourceInput, is_url, parse_source
 
-if TYPE_CHECKING:
-    from classifier.remote import RemoteClassifierService
-
+from .chart import chart_of
 from .feedback import SOMETHING_ELSE, Answered, AnswerMessage, FeedbackStore
 from .limits import Limits, PressLimits, UserLimits
 from .replies import APOLOGY, GenreReply, build_reply, error_text, genre_label
+from .uploads import fetch_upload
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +30,48 @@ NOT_A_LINK = "Send me a song's link (https://…) or an audio file."
 NO_VOTE = "I no longer have that answer, so I can't take a vote on it."
 SLOW_DOWN = "One press at a time, please: try again in a few seconds."
 BIND_WAIT_TRIES, BIND_WAIT_S = 10, 0.2
+MB = 1024 * 1024
+
+
+def person(platform: str, *ids: int | str) -> str:
+    """How the limits, the votes and the log name someone of a platform: `telegram:42`, or
+    `telegram:chat:-100...` for a chat that posts as itself."""
+    return ":".join([platform, *(str(part) for part in ids)])
+
+
+@dataclass(frozen=True)
+class UploadRules:
+    """A platform's uploads: the most it lets a bot fetch, and what users are told when a file
+    is larger (`too_big(size)`: the size it declares, or None when only counting found out) or
+    cannot be fetched."""
+
+    limit_mb: float
+    too_big: Callable[[int | None], str]
+    failed: str
+
+    @property
+    def limit_bytes(self) -> int:
+        return int(self.limit_mb * MB)
+
+
+@dataclass(frozen=True)
+class ChatUpload:
+    """A file sent in a chat, not fetched yet: what its platform declares of it (`problem`: why
+    that alone refuses it, if it does) and where its bytes are (`locate`, which may ask the
+    platform first, as Telegram's getFile)."""
+
+    name: str  # how the answer titles it
+    declared_bytes: int | None
+    locate: Callable[[], Awaitable[str]]
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
 class Request:
-    """A platform-neutral request: what to classify and who asked (for the limits)."""
+    """A platform-neutral request: what to classify (a link as found in the message, a file of
+    the operator's console, an upload) and who asked (for the limits)."""
 
-    source: Source | SourceInput
+    source: Source | SourceInput | ChatUpload
     user: str
 
 
@@ -53,12 +90,36 @@ class Answer:
         return self.reply is not None
 
 
+class ChatReply(Protocol):
+    """A platform's half of answering one request: `GenreBot.serve` calls these, in order."""
+
+    uploads: UploadRules | None
+
+    async def refuse(self, text: str) -> None:
+        """Say `text` at once: nothing has been sent for this request yet."""
+        ...
+
+    async def listening(self) -> None:
+        """Show that the song is being listened to (a placeholder, Discord's "thinking…")."""
+        ...
+
+    async def failed(self, text: str) -> None:
+        """Say `text` instead of the answer, once `listening` was shown."""
+        ...
+
+    async def show(self, answer: Answer, chart: Callable[[], Awaitable[bytes | None]]) -> None:
+        """Show the answer (`answer.reply`), its chart where the platform shows one (`chart()`
+        draws it: None when it cannot be drawn) and, when it has a `feedback_key`, its buttons,
+        bound with `GenreBot.show_buttons` to the message carrying them."""
+        ...
+
+
 class GenreBot:
     """One per process, shared by every adapter, so limits hold across platforms."""
 
     def __init__(
         self,
-        service: ClassifierService | RemoteClassifierService,
+        service: Classifier,
         cooldown_s: float | None = None,
         local_files: bool = False,
         feedback: FeedbackStore | None = None,
@@ -83,8 +144,54 @@ class GenreBot:
             error = unavailable
         return None if error is None else Answer(error=str(error), error_code=error.code)
 
+    async def serve(self, request: Request, chat: ChatReply) -> None:
+        """The request flow of every platform: a refusal is said at once (the limits, then what
+        the platform declares of an upload); else the placeholder, the upload fetched (its
+        bytes counted against the platform's limit), the answer, and then the answer shown or
+        its failure said. Errors other than ours propagate to the adapter's error handler."""
+        song = request.source
+        upload = song if isinstance(song, ChatUpload) else None
+        refusal = await self.refusal(request.user)
+        # Said at once: no placeholder, and no download for a request that cannot run.
+        text = (refusal.error or APOLOGY) if refusal is not None else None
+        if text is None and upload is not None:
+            text = upload.problem
+        if text is not None:
+            await chat.refuse(text)
+            return
+        await chat.listening()
+        if upload is not None:
+            try:
+                song = await self._fetch(upload, chat.uploads)
+            except ScriabinError as error:
+                log.warning("upload from %s not fetched: %s", request.user, error.code)
+                await chat.failed(str(error))
+                return
+        # The limits are checked again here: the refusal above was only a look.
+        answer = await self.answer(Request(song, user=request.user))
+        if answer.reply is None:
+            await chat.failed(answer.error or APOLOGY)
+            return
+        await chat.show(answer, lambda: chart_of(answer.result))
+
+    async def _fetch(self, upload: ChatUpload, rules: UploadRules | None) -> Upload:
+        if rules is None:
+            raise ValueError("this platform takes no uploads")
+        return await fetch_upload(
+            await upload.locate(),
+            upload.name,
+            limit_bytes=rules.limit_bytes,
+            timeout_s=self.settings.request_timeout_s,
+            too_large=rules.too_big(None),
+            failed=rules.failed,
+        )
+
     async def answer(self, request: Request) -> Answer:
+        """The answer to `request` (a link, a file or an Upload), or the sentence saying why
+        there is none: every failure becomes a reply; nothing reaches the chat as a trace."""
         try:
+            if isinstance(request.source, ChatUpload):
+                raise ValueError("a chat upload is fetched by serve()")
             if not self.local_files and _is_local(request.source):
                 raise InvalidSource(NOT_A_LINK)
             async with self.limits.admit(request.user):
@@ -168,7 +275,9 @@ class GenreBot:
         return f"Thanks! Noted: {genre_label(chosen)}."
 
 
-def _is_local(source: Source | SourceInput) -> bool:
+def _is_local(source: Source | SourceInput | ChatUpload) -> bool:
     if isinstance(source, Source):
         return source.kind == "file"
-    return not isinstance(source, Upload) and not (isinstance(source, str) and is_url(source))
+    if isinstance(source, Upload | ChatUpload):
+        return False
+    return not (isinstance(source, str) and is_url(source))

@@ -1,12 +1,9 @@
-"""Finding song links in chat text and putting them in one canonical form, so that every
-adapter treats `youtu.be/x`, `shorts/x` and `watch?v=x&t=42` as the same song."""
+"""Finding song links in chat text. A link is only found here, as it was written: it is parsed
+once, into its one canonical form and identity, by classifier.sources when it is answered."""
 
 from __future__ import annotations
 
 import re
-
-from classifier.errors import InvalidSource
-from classifier.sources import normalise_url
 
 # Stops at whitespace and at characters that cannot end a bare link in chat text.
 _LINK = re.compile(r"https?://[^\s<>\"'`|\[\]]+", re.IGNORECASE)
@@ -30,13 +27,14 @@ def find_links(text: str) -> list[str]:
 
 def first_link(text: str) -> str | None:
     links = find_links(text)
-    return normalise_link(links[0]) if links else None
+    return links[0] if links else None
 
 
-def normalise_link(url: str) -> str:
-    """A link in its one canonical form (classifier.sources.normalise_url); a link that cannot
-    be read as a URL is left as it is, for the classifier to refuse with its reason."""
-    try:
-        return normalise_url(url)
-    except InvalidSource:
-        return url.strip()
+def typed_link(text: str) -> str | None:
+    """The first web link in what a user typed where a link is asked for (a bare `www.` link
+    counts too). Anything else is None rather than handed on: the classifier reads local paths,
+    and a chat user must never get to name a file on the bot's machine."""
+    text = text.strip()
+    if text.lower().startswith("www."):
+        text = "https://" + text
+    return first_link(text)

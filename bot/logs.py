@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from config import Settings
@@ -45,6 +46,29 @@ class SecretScrubber(logging.Filter):
             for secret in self.secrets:
                 record.exc_text = record.exc_text.replace(secret, "[redacted]")
         return True
+
+
+@contextmanager
+def scrubbing(scrubber: SecretScrubber, families: Iterable[str]) -> Iterator[None]:
+    """While the block runs, every record of the loggers of these families (`telegram` and
+    every `telegram.*` that exists) is scrubbed, whatever the process's logging setup: on the
+    loggers themselves, so even handlers added by others (a test's log capture, say) only ever
+    see scrubbed, frozen text."""
+    families = tuple(families)
+    names = [
+        name
+        for name in list(logging.root.manager.loggerDict)
+        if name.split(".")[0] in families or name in families
+    ]
+    # Logger filters see only records made on that very logger, hence every one of them.
+    loggers = [logging.getLogger(name) for name in dict.fromkeys([*families, *names])]
+    for logger in loggers:
+        logger.addFilter(scrubber)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(scrubber)
 
 
 def secrets_of(settings: Settings) -> list[str]:

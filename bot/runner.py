@@ -9,16 +9,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import TYPE_CHECKING, Protocol
 
-from classifier.service import ClassifierService
+from classifier.service import Classifier, classifier_service
 from config import Settings
-
-if TYPE_CHECKING:
-    from classifier.remote import RemoteClassifierService
 
 from .core import GenreBot
 from .feedback import FeedbackStore
+from .platforms import ChatAdapter, chat_adapters
 from .signals import on_stop_signals
 
 log = logging.getLogger(__name__)
@@ -30,40 +27,7 @@ DELIVER_S = 0.5
 ADAPTER_STOP_S = 3.0
 
 
-class ChatAdapter(Protocol):
-    """A platform connection: serves until stop() is awaited or its task is cancelled."""
-
-    name: str
-
-    async def run(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-def chat_adapters(bot: GenreBot, settings: Settings) -> list[ChatAdapter]:
-    """The adapters whose tokens are set, imported only when used."""
-    adapters: list[ChatAdapter] = []
-    if settings.discord_token is not None:
-        from .discord_bot import DiscordAdapter
-
-        adapters.append(DiscordAdapter(bot, settings))
-    if settings.telegram_token is not None:
-        from .telegram_bot import TelegramAdapter
-
-        adapters.append(TelegramAdapter(bot, settings))
-    return adapters
-
-
-def classifier_service(settings: Settings) -> ClassifierService | RemoteClassifierService:
-    """The in-process pool, or Celery workers when SCRIABIN_BROKER_URL is set."""
-    if settings.broker_url:
-        from classifier.remote import RemoteClassifierService
-
-        return RemoteClassifierService(settings)
-    return ClassifierService(settings)
-
-
-def chat_bot(service: ClassifierService | RemoteClassifierService, settings: Settings) -> GenreBot:
+def chat_bot(service: Classifier, settings: Settings) -> GenreBot:
     """The GenreBot every chat adapter shares; with workers, its per-user limits are shared by
     every bot process too (in Redis)."""
     limits = None
@@ -118,7 +82,7 @@ async def run_bot(settings: Settings, adapters: list[ChatAdapter] | None = None)
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
 
 
-async def _drain(service: ClassifierService | RemoteClassifierService) -> None:
+async def _drain(service: Classifier) -> None:
     """Wait (briefly) for stopped requests to end, then let adapters send their answers."""
     waited = 0.0
     while service.in_flight and waited < DRAIN_S:

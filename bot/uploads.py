@@ -15,6 +15,14 @@ from classifier.results import Upload
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+# What a platform may call the file of a song: audio or video (Ogg files are filed as
+# application/ogg by some clients).
+PLAYABLE_TYPES = ("audio/", "video/", "application/ogg")
+
+
+def playable(content_type: str) -> bool:
+    """Whether a file of this declared content type may be a song."""
+    return content_type.lower().startswith(PLAYABLE_TYPES)
 
 
 async def fetch_upload(

@@ -19,8 +19,9 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import av
 import numpy as np
@@ -96,35 +97,52 @@ PROGRESS_EVERY = 3.0
 SKEW_FRAMES = 8
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """What decoding one file may cost and must give: TooLong past `max_duration_s`,
+    AudioTooShort under `min_duration_s`; `checkpoint` is called every few frames and may raise
+    to stop (the request's deadline, a shutdown)."""
+
+    max_duration_s: float | None = None
+    min_duration_s: float = 0.0
+    checkpoint: Callable[[], None] | None = None
+
+
+NO_BOUNDS = Bounds()
+
+
+@dataclass(frozen=True)
+class Hearing:
+    """What a model will hear of a song: `heard(n)` gives the sample ranges it reads of a song
+    of `n` samples (None: all of it); `progress(samples, ready)` is told, while a stream that
+    cannot seek is decoded, that everything heard before sample `ready` is in `samples` (the
+    buffer being filled, at its final length), so the model can start on those segments."""
+
+    heard: Callable[[int], Sequence[tuple[int, int]] | None]
+    progress: Callable[[np.ndarray, int], None] | None = None
+
+
 def decode_audio(
     source: Path | bytes | BinaryIO,
     sample_rate: int,
-    max_duration_s: float | None = None,
-    min_duration_s: float = 0.0,
-    checkpoint: Callable[[], None] | None = None,
-    heard: Callable[[int], Sequence[tuple[int, int]]] | None = None,
-    progress: Callable[[np.ndarray, int], None] | None = None,
+    bounds: Bounds = NO_BOUNDS,
+    hearing: Hearing | None = None,
 ) -> np.ndarray:
     """Decode the first audio stream of `source` to mono float32 samples at `sample_rate`.
 
-    `heard(n)` gives the sample ranges a model will read of a song of `n` samples. With it,
-    a file that declares a long enough duration has only those ranges decoded (the rest of
-    the returned samples are zeros); a file whose timestamps or duration do not hold up is
-    decoded whole, as without it.
+    With `hearing`, a file that declares a long enough duration has only the heard ranges
+    decoded (the rest of the returned samples are zeros); a file whose timestamps or duration
+    do not hold up is decoded whole, as without it.
 
     Raises NotAudio for data that is not decodable audio (corrupt, empty, an image, a text
-    file, a script, a video without sound), TooLong past `max_duration_s` and AudioTooShort
-    under `min_duration_s`. `checkpoint` is called every few frames and may raise to stop
-    (the request's deadline, a shutdown). A stream that breaks off part-way keeps what was
-    decoded before the break.
+    file, a script, a video without sound), and what `bounds` says. A stream that breaks off
+    part-way keeps what was decoded before the break.
 
     `source` may be a file object that cannot seek (its `seekable()` says False): a download
     still arriving. Then the heard ranges are decoded in the order the bytes come, skipping the
-    packets between them, and `progress(samples, ready)` is called as each range is done:
-    `samples` is the buffer being filled (its final length) and everything heard before sample
-    `ready` is in it, so a model can start on those segments. A stream whose duration does not
-    hold up cannot be decoded again from its start: that raises NotAudio, and the caller may
-    decode the finished download instead.
+    packets between them, telling `hearing.progress` as they come in. A stream whose duration
+    does not hold up cannot be decoded again from its start: that raises NotAudio, and the
+    caller may decode the finished download instead.
     """
     if _is_empty(source):
         raise NotAudio("That file is empty: there's no audio in it.")
@@ -136,28 +154,80 @@ def decode_audio(
             raise NotAudio("That file's sound is in a format I can't decode.")
         _refuse_absurd(stream.codec_context.sample_rate, stream.codec_context.channels)
         declared = _declared_duration(container, stream)
+        max_duration_s = bounds.max_duration_s
         if max_duration_s is not None and declared is not None and declared > max_duration_s:
             raise TooLong(_too_long_text(max_duration_s))
-        samples = None
-        if not _can_seek(source):
-            if heard is not None and declared is not None:
-                samples = _decode_heard_in_order(
-                    container, stream, sample_rate, declared, heard, checkpoint, progress
-                )
-        elif heard is not None and declared is not None:
-            samples = _decode_heard(container, stream, sample_rate, declared, heard, checkpoint)
-        if samples is None:
-            samples = _decode_stream(container, stream, sample_rate, max_duration_s, checkpoint)
+        media = _Media(container, stream, sample_rate, bounds)
+        for strategy in _strategies(_can_seek(source), declared, sample_rate, hearing):
+            samples = strategy.decode(media)
+            if samples is not None:
+                break
+        else:
+            raise AssertionError("decoding whole always gives samples")
     if samples.size == 0:
         raise NotAudio("That file has no audio in it that I could decode.")
     duration = samples.size / sample_rate
-    if duration < min_duration_s:
+    if duration < bounds.min_duration_s:
         raise AudioTooShort(
-            f"That's only {duration:.1f} s of audio; send at least {min_duration_s:.0f} s."
+            f"That's only {duration:.1f} s of audio; send at least {bounds.min_duration_s:.0f} s."
         )
     if float(np.max(np.abs(samples))) < SILENCE_PEAK:
         raise NotAudio("That recording is silent.")
     return samples
+
+
+# --- the three ways of decoding a file -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Media:
+    """An opened file's audio stream, and what decoding it must hold to."""
+
+    container: av.container.InputContainer
+    stream: av.AudioStream
+    sample_rate: int
+    bounds: Bounds
+
+    def check(self, number: int) -> None:
+        """Ask the request whether to go on, every CHECK_EVERY frames or packets."""
+        if self.bounds.checkpoint is not None and number % CHECK_EVERY == 0:
+            self.bounds.checkpoint()
+
+
+class _Strategy(Protocol):
+    def decode(self, media: _Media) -> np.ndarray | None:
+        """The song's samples, or None when another way must be tried."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The song's length in samples (as declared), the ranges to decode (merged) and how many
+    samples they hold."""
+
+    total: int
+    ranges: list[tuple[int, int]]
+    planned: int
+
+
+def _strategies(
+    can_seek: bool, declared_s: float | None, sample_rate: int, hearing: Hearing | None
+) -> list[_Strategy]:
+    """The ways to try, in order: only the heard ranges where the file allows it (by seeking,
+    or in order from a stream), else (or when that fails on a file that seeks) all of it."""
+    plan = None
+    if hearing is not None and declared_s is not None:
+        total = int(declared_s * sample_rate)
+        wanted = hearing.heard(total)
+        if wanted is not None:
+            ranges = _merged(wanted, total, round(MERGE_GAP_S * sample_rate))
+            plan = _Plan(total, ranges, sum(end - start for start, end in ranges))
+    if plan is None:
+        return [_WholeDecode()]
+    if not can_seek:
+        assert hearing is not None
+        return [_InOrderDecode(plan, hearing.progress)]
+    return [_SeekingDecode(plan), _WholeDecode()]
 
 
 def _is_empty(source: Path | bytes | BinaryIO) -> bool:
@@ -273,178 +343,159 @@ class _Samples:
         return samples.copy() if self.size < self.data.size // 2 else samples
 
 
-def _decode_stream(
-    container: av.container.InputContainer,
-    stream: av.AudioStream,
-    sample_rate: int,
-    max_duration_s: float | None,
-    checkpoint: Callable[[], None] | None,
-) -> np.ndarray:
-    # Each frame is mixed to mono in NumPy and fed to soxr's streaming resampler (the same
-    # filter the models were trained through), so memory holds one frame at the file's rate
-    # and the song at ours, never the song at a rate a file may make up.
-    too_long = _too_long_text(max_duration_s or 0)
-    limit = None if max_duration_s is None else int((max_duration_s + 1) * sample_rate)
-    out = _Samples(limit, too_long)
-    resampler: soxr.ResampleStream | None = None
-    rate = 0
-    heard_s = 0.0  # at the file's own rates, so a lagging resampler cannot hide a long file
-    try:
-        for number, frame in enumerate(container.decode(stream)):
-            if checkpoint is not None and number % CHECK_EVERY == 0:
-                checkpoint()
-            _refuse_absurd(frame.sample_rate, len(frame.layout.channels))
-            if frame.sample_rate != rate:  # the first frame, or a stream that changes rate
-                if resampler is not None:
-                    out.append(_finish(resampler))
-                rate = frame.sample_rate
-                resampler = _resampler(rate, sample_rate)
-            heard_s += frame.samples / rate
-            if limit is not None and heard_s > max_duration_s + 1:
-                raise TooLong(too_long)
-            mono = _mono(frame)
-            out.append(mono if resampler is None else resampler.resample_chunk(mono))
-    except av.FFmpegError as error:
-        # Truncated downloads and damaged tails: keep what was decoded before the damage.
-        log.debug("decoding stopped early: %s", error)
-        if out.size == 0 and heard_s == 0:
-            raise NotAudio("That file is damaged: I couldn't decode any audio from it.") from None
-    except (ValueError, TypeError, ZeroDivisionError) as error:
-        # Frames whose own description makes no sense (no rate, no layout): not usable audio.
-        log.info("undecodable frame: %s", error)
-        raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
-    if resampler is not None:
-        out.append(_finish(resampler))
-    return out.result()
+class _WholeDecode:
+    """Every frame, from the start: what any file allows."""
 
-
-def _decode_heard(
-    container: av.container.InputContainer,
-    stream: av.AudioStream,
-    sample_rate: int,
-    declared_s: float,
-    heard: Callable[[int], Sequence[tuple[int, int]]],
-    checkpoint: Callable[[], None] | None,
-) -> np.ndarray | None:
-    """The song with only the heard ranges decoded, each reached by seeking, or None when
-    decoding it whole is better (little to skip) or needed (no timestamps, a duration that does
-    not hold up). Leaves the container at its start again in that case."""
-    total, ranges, planned = _plan(declared_s, sample_rate, heard)
-    if not ranges or planned > MOST_HEARD * total:
-        return None
-    out = np.zeros(total, dtype=np.float32)
-    found = 0
-    skew_s = 0.0
-    try:
-        for number, (start, end) in enumerate(ranges):
-            if number == 0 and start <= PREROLL_S * sample_rate:
-                # From the very start, as a whole decode would; and it tells how far the
-                # timestamps sit from the samples (a WebM's are rounded to milliseconds).
-                filled, skew_s = _decode_first_range(
-                    container, stream, out, end, sample_rate, checkpoint
-                )
-            else:
-                filled = _decode_range(
-                    container, stream, out, start, end, sample_rate, checkpoint, skew_s
-                )
-            found += filled
-    except (av.FFmpegError, _Unseekable, ValueError, TypeError, ZeroDivisionError) as error:
-        # Decoding it whole says what is wrong with a damaged file, if anything is.
-        log.debug("cannot decode by ranges (%r): decoding it whole", error)
-        found = 0
-    if found < LEAST_FOUND * planned:
+    def decode(self, media: _Media) -> np.ndarray:
+        # Each frame is mixed to mono in NumPy and fed to soxr's streaming resampler (the same
+        # filter the models were trained through), so memory holds one frame at the file's rate
+        # and the song at ours, never the song at a rate a file may make up.
+        sample_rate, max_duration_s = media.sample_rate, media.bounds.max_duration_s
+        too_long = _too_long_text(max_duration_s or 0)
+        limit = None if max_duration_s is None else int((max_duration_s + 1) * sample_rate)
+        out = _Samples(limit, too_long)
+        resampler: soxr.ResampleStream | None = None
+        rate = 0
+        heard_s = 0.0  # at the file's own rates, so a lagging resampler cannot hide a long file
         try:
-            container.seek(0, stream=stream)
-        except av.FFmpegError:
+            for number, frame in enumerate(media.container.decode(media.stream)):
+                media.check(number)
+                _refuse_absurd(frame.sample_rate, len(frame.layout.channels))
+                if frame.sample_rate != rate:  # the first frame, or a stream that changes rate
+                    if resampler is not None:
+                        out.append(_finish(resampler))
+                    rate = frame.sample_rate
+                    resampler = _resampler(rate, sample_rate)
+                heard_s += frame.samples / rate
+                if max_duration_s is not None and heard_s > max_duration_s + 1:
+                    raise TooLong(too_long)
+                mono = _mono(frame)
+                out.append(mono if resampler is None else resampler.resample_chunk(mono))
+        except av.FFmpegError as error:
+            # Truncated downloads and damaged tails: keep what was decoded before the damage.
+            log.debug("decoding stopped early: %s", error)
+            if out.size == 0 and heard_s == 0:
+                raise NotAudio(
+                    "That file is damaged: I couldn't decode any audio from it."
+                ) from None
+        except (ValueError, TypeError, ZeroDivisionError) as error:
+            # Frames whose own description makes no sense (no rate, no layout): not usable audio.
+            log.info("undecodable frame: %s", error)
             raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
-        return None
-    return out
+        if resampler is not None:
+            out.append(_finish(resampler))
+        return out.result()
 
 
-def _decode_heard_in_order(
-    container: av.container.InputContainer,
-    stream: av.AudioStream,
-    sample_rate: int,
-    declared_s: float,
-    heard: Callable[[int], Sequence[tuple[int, int]]],
-    checkpoint: Callable[[], None] | None,
-    progress: Callable[[np.ndarray, int], None] | None,
-) -> np.ndarray:
-    """The song with only the heard ranges decoded, reading a stream that cannot seek from
-    start to end: every packet is demuxed, but only those of a range (and its pre-roll) are
-    decoded. However much of the song is heard, its length is the declared one, so the
-    segments a model reads are known before the last byte arrives."""
-    total, ranges, planned = _plan(declared_s, sample_rate, heard)
-    out = np.zeros(total, dtype=np.float32)
-    time_base = stream.time_base
-    if not ranges or time_base is None:
-        raise NotAudio("That stream has no timestamps to place its audio by.")
-    origin_s = _origin_s(stream)
-    # Where the next packet's audio starts in a whole decode, counted from the samples decoded
-    # and the durations of the packets skipped: exact, where timestamps may be rounded (a
-    # WebM's are whole milliseconds). None once a skipped packet has no duration.
-    counted_s: float | None = 0.0
-    found = 0
-    index = 0
-    stretch: _Stretch | None = None
-    told = 0
-    try:
-        for number, packet in enumerate(container.demux(stream)):
-            if checkpoint is not None and number % CHECK_EVERY == 0:
-                checkpoint()
-            if packet.pts is None:
-                if packet.size == 0:  # the demuxer's last, empty packet
-                    continue
-                raise _Unseekable("a packet without a timestamp")
-            at_s = float(packet.pts * time_base) - origin_s if counted_s is None else counted_s
-            length_s = float((packet.duration or 0) * time_base)
-            if stretch is None:
-                begin = ranges[index][0] / sample_rate
-                # The first packet is always decoded: it carries the codec's start padding.
-                if number > 0 and at_s + length_s <= max(0.0, begin - PREROLL_S):
+@dataclass(frozen=True)
+class _SeekingDecode:
+    """Only the heard ranges, each reached by seeking; None when decoding the file whole is
+    better (little to skip) or needed (no timestamps, a duration that does not hold up), and
+    then the container is left at its start again."""
+
+    plan: _Plan
+
+    def decode(self, media: _Media) -> np.ndarray | None:
+        total, ranges, planned = self.plan.total, self.plan.ranges, self.plan.planned
+        if not ranges or planned > MOST_HEARD * total:
+            return None
+        out = np.zeros(total, dtype=np.float32)
+        found = 0
+        skew_s = 0.0
+        try:
+            for number, (start, end) in enumerate(ranges):
+                if number == 0 and start <= PREROLL_S * media.sample_rate:
+                    # From the very start, as a whole decode would; and it tells how far the
+                    # timestamps sit from the samples (a WebM's are rounded to milliseconds).
+                    filled, skew_s = _decode_first_range(media, out, end)
+                else:
+                    filled = _decode_range(media, out, start, end, skew_s)
+                found += filled
+        except (av.FFmpegError, _Unseekable, ValueError, TypeError, ZeroDivisionError) as error:
+            # Decoding it whole says what is wrong with a damaged file, if anything is.
+            log.debug("cannot decode by ranges (%r): decoding it whole", error)
+            found = 0
+        if found < LEAST_FOUND * planned:
+            try:
+                media.container.seek(0, stream=media.stream)
+            except av.FFmpegError:
+                raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
+            return None
+        return out
+
+
+@dataclass(frozen=True)
+class _InOrderDecode:
+    """Only the heard ranges, reading a stream that cannot seek from start to end: every
+    packet is demuxed, but only those of a range (and its pre-roll) are decoded. However much
+    of the song is heard, its length is the declared one, so the segments a model reads are
+    known before the last byte arrives; `progress` hears of them as they come in."""
+
+    plan: _Plan
+    progress: Callable[[np.ndarray, int], None] | None
+
+    def decode(self, media: _Media) -> np.ndarray:
+        ranges, progress, sample_rate = self.plan.ranges, self.progress, media.sample_rate
+        stream = media.stream
+        out = np.zeros(self.plan.total, dtype=np.float32)
+        time_base = stream.time_base
+        if not ranges or time_base is None:
+            raise NotAudio("That stream has no timestamps to place its audio by.")
+        origin_s = _origin_s(stream)
+        # Where the next packet's audio starts in a whole decode, counted from the samples
+        # decoded and the durations of the packets skipped: exact, where timestamps may be
+        # rounded (a WebM's are whole milliseconds). None once a skipped packet has no duration.
+        counted_s: float | None = 0.0
+        found = 0
+        index = 0
+        stretch: _Stretch | None = None
+        told = 0
+        try:
+            for number, packet in enumerate(media.container.demux(stream)):
+                media.check(number)
+                if packet.pts is None:
+                    if packet.size == 0:  # the demuxer's last, empty packet
+                        continue
+                    raise _Unseekable("a packet without a timestamp")
+                at_s = float(packet.pts * time_base) - origin_s if counted_s is None else counted_s
+                length_s = float((packet.duration or 0) * time_base)
+                if stretch is None:
+                    begin = ranges[index][0] / sample_rate
+                    # The first packet is always decoded: it carries the codec's start padding.
+                    if number > 0 and at_s + length_s <= max(0.0, begin - PREROLL_S):
+                        if counted_s is not None:
+                            counted_s = counted_s + length_s if length_s > 0 else None
+                        continue  # between ranges: demuxed, never decoded
+                    stream.codec_context.flush_buffers()  # the packets before were skipped
+                    stretch = _Stretch(out, *ranges[index], sample_rate, origin_s, time_base)
+                    told = stretch.start
+                complete = False
+                for frame in packet.decode():
+                    complete = stretch.take(frame, counted_s) or complete
                     if counted_s is not None:
-                        counted_s = counted_s + length_s if length_s > 0 else None
-                    continue  # between ranges: demuxed, never decoded
-                stream.codec_context.flush_buffers()  # the packets before were skipped
-                stretch = _Stretch(out, *ranges[index], sample_rate, origin_s, time_base)
-                told = stretch.start
-            complete = False
-            for frame in packet.decode():
-                complete = stretch.take(frame, counted_s) or complete
-                if counted_s is not None:
-                    counted_s += frame.samples / frame.sample_rate
-            if complete:
-                found += stretch.close()
-                stretch, index = None, index + 1
-                if progress is not None:
-                    progress(out, ranges[index - 1][1])
-                if index == len(ranges):
-                    break
-            elif progress is not None and stretch.ready - told >= PROGRESS_EVERY * sample_rate:
-                told = stretch.ready
-                progress(out, told)
-    except av.FFmpegError as error:
-        log.debug("decoding stopped early: %s", error)  # a damaged tail: keep what came before
-    except (_Unseekable, ValueError, TypeError, ZeroDivisionError) as error:
-        log.info("cannot decode that stream by ranges: %r", error)
-        raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
-    if stretch is not None:  # the stream ended inside the last range
-        found += stretch.close()
-        if progress is not None:
-            progress(out, stretch.ready)
-    if found < LEAST_FOUND * planned:
-        raise NotAudio("That file is shorter than it says: I couldn't decode its audio.")
-    return out
-
-
-def _plan(
-    declared_s: float, sample_rate: int, heard: Callable[[int], Sequence[tuple[int, int]]]
-) -> tuple[int, list[tuple[int, int]], int]:
-    """The song's length in samples, the ranges to decode (merged) and how many samples they
-    hold."""
-    total = int(declared_s * sample_rate)
-    ranges = _merged(heard(total), total, round(MERGE_GAP_S * sample_rate))
-    return total, ranges, sum(end - start for start, end in ranges)
+                        counted_s += frame.samples / frame.sample_rate
+                if complete:
+                    found += stretch.close()
+                    stretch, index = None, index + 1
+                    if progress is not None:
+                        progress(out, ranges[index - 1][1])
+                    if index == len(ranges):
+                        break
+                elif progress is not None and stretch.ready - told >= PROGRESS_EVERY * sample_rate:
+                    told = stretch.ready
+                    progress(out, told)
+        except av.FFmpegError as error:
+            log.debug("decoding stopped early: %s", error)  # a damaged tail: keep what came
+        except (_Unseekable, ValueError, TypeError, ZeroDivisionError) as error:
+            log.info("cannot decode that stream by ranges: %r", error)
+            raise NotAudio("That file is damaged: I couldn't decode its audio.") from None
+        if stretch is not None:  # the stream ended inside the last range
+            found += stretch.close()
+            if progress is not None:
+                progress(out, stretch.ready)
+        if found < LEAST_FOUND * self.plan.planned:
+            raise NotAudio("That file is shorter than it says: I couldn't decode its audio.")
+        return out
 
 
 class _Unseekable(Exception):
@@ -472,27 +523,18 @@ def _merged(ranges: Sequence[tuple[int, int]], total: int, gap: int) -> list[tup
     return merged
 
 
-def _decode_range(
-    container: av.container.InputContainer,
-    stream: av.AudioStream,
-    out: np.ndarray,
-    start: int,
-    end: int,
-    sample_rate: int,
-    checkpoint: Callable[[], None] | None,
-    skew_s: float = 0.0,
-) -> int:
+def _decode_range(media: _Media, out: np.ndarray, start: int, end: int, skew_s: float) -> int:
     """Seek to just before `start`, decode into out[start:end] where the frames' timestamps
     (moved by `skew_s`) put them, and return how many of those samples were filled."""
+    stream = media.stream
     time_base = stream.time_base
     if time_base is None:
         raise _Unseekable("no time base")
     origin_s = _origin_s(stream)
-    stretch = _Stretch(out, start, end, sample_rate, origin_s - skew_s, time_base)
-    container.seek(int((stretch.seek_s + origin_s) / time_base), stream=stream, backward=True)
-    for number, frame in enumerate(container.decode(stream)):
-        if checkpoint is not None and number % CHECK_EVERY == 0:
-            checkpoint()
+    stretch = _Stretch(out, start, end, media.sample_rate, origin_s - skew_s, time_base)
+    media.container.seek(int((stretch.seek_s + origin_s) / time_base), stream=stream, backward=True)
+    for number, frame in enumerate(media.container.decode(stream)):
+        media.check(number)
         if stretch.first_s is None and stretch.early(frame):
             raise _Unseekable(f"a seek to {stretch.seek_s:.1f} s landed far before it")
         if stretch.take(frame):
@@ -500,27 +542,19 @@ def _decode_range(
     return stretch.close()
 
 
-def _decode_first_range(
-    container: av.container.InputContainer,
-    stream: av.AudioStream,
-    out: np.ndarray,
-    end: int,
-    sample_rate: int,
-    checkpoint: Callable[[], None] | None,
-) -> tuple[int, float]:
+def _decode_first_range(media: _Media, out: np.ndarray, end: int) -> tuple[int, float]:
     """Decode out[0:end] from the start of a container just opened, placing frames by counting
     samples; returns how many samples were filled, and the skew of the timestamps: how far
     the first frames' counted places are from their timestamps, when it is the same for each
     (a rounding, as in a WebM's whole milliseconds), else 0."""
-    time_base = stream.time_base
+    time_base = media.stream.time_base
     if time_base is None:
         raise _Unseekable("no time base")
-    stretch = _Stretch(out, 0, end, sample_rate, _origin_s(stream), time_base)
+    stretch = _Stretch(out, 0, end, media.sample_rate, _origin_s(media.stream), time_base)
     counted_s = 0.0
     skews: list[float] = []
-    for number, frame in enumerate(container.decode(stream)):
-        if checkpoint is not None and number % CHECK_EVERY == 0:
-            checkpoint()
+    for number, frame in enumerate(media.container.decode(media.stream)):
+        media.check(number)
         if 0 < number <= SKEW_FRAMES:
             skews.append(counted_s - stretch.timestamp_s(frame))
         complete = stretch.take(frame, counted_s)

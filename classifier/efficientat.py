@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from . import extras
 
 if TYPE_CHECKING:
     import keras
@@ -241,18 +242,6 @@ def log_mel(audio_32k: np.ndarray) -> np.ndarray:
     return mel
 
 
-def _keras() -> Any:
-    # Our compiled call is a tf.function, so the Keras backend must be TensorFlow.
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
-            f"EfficientAT needs the TensorFlow Keras backend, not {keras.backend.backend()}"
-        )
-    return keras
-
-
 def build_mn04(name: str = "mn04_as") -> keras.Model:
     """The mn04 architecture as a Keras functional model, without weights.
 
@@ -262,7 +251,7 @@ def build_mn04(name: str = "mn04_as") -> keras.Model:
     (batch, mel band, frame, channel). Batch normalisation is folded into the convolution before
     it by the converter, so every convolution has a bias and no normalisation layer follows.
     """
-    keras = _keras()
+    keras = extras.tensorflow_keras("EfficientAT")
     layers = keras.layers
 
     def activation(hardswish: bool, layer_name: str) -> Any:

@@ -7,6 +7,8 @@ do, and so does serving where LiteRT has no wheel (the Keras models serve there)
 from __future__ import annotations
 
 import importlib.util
+import os
+from typing import Any
 
 from .errors import MissingExtra
 
@@ -26,6 +28,19 @@ def require_training_extra(what: str) -> None:
         raise MissingExtra(
             f"{what} needs the `train` extra ({', '.join(missing)} missing): {INSTALL_TRAIN}."
         )
+
+
+def tensorflow_keras(network: str) -> Any:
+    """Keras (of the `train` extra) on its TensorFlow backend, which `network`'s compiled call
+    needs: it is a tf.function."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            f"{network} needs the TensorFlow Keras backend, not {keras.backend.backend()}"
+        )
+    return keras
 
 
 def explain_missing_module(error: ModuleNotFoundError, what: str) -> MissingExtra | None:

@@ -29,9 +29,9 @@ from .backbones import (
 )
 from .features import segment_starts
 from .genres import GENRES
-from .model import ModelCard, SegmentPredictions, load_head
+from .model import HeadModel, SegmentPredictions
 from .styles import StyleColumns
-from .tags import TAG_BACKBONE, TagCalibration
+from .tags import TAG_BACKBONE
 
 KIND = "fusion-head"
 # Decoded once at EfficientAT's rate; musicnn hears the same song resampled to its own.
@@ -197,20 +197,16 @@ def head_features(outputs: FusionOutputs, columns: PriorColumns) -> np.ndarray:
     return np.hstack([audioset, msd, outputs.msd.penultimate]).astype(np.float32)
 
 
-class FusionModel:
+class FusionModel(HeadModel):
     """Genre probabilities (and descriptive tags) of 3-s segments spread over the whole song."""
 
-    def __init__(
+    def hear_with(
         self,
-        card: ModelCard,
-        head: Any = None,
-        tags: TagCalibration | None = None,
         audioset: efficientat.EfficientAtBackbone | None = None,
         msd: musicnn.MusicnnBackbone | None = None,
     ) -> None:
-        self.card = card
+        card = self.card
         self.fusion_input = FusionInput.from_card(card.features)
-        self.tags = tags if tags is not None else TagCalibration.from_card(card.features)
         folder = card.path.parent
         self.audioset = audioset or shared_efficientat(
             weights_dir(folder, self.fusion_input.efficientat_dir)
@@ -227,7 +223,6 @@ class FusionModel:
         self.tag_columns = (
             [] if self.tags is None else [self.msd.tags.index(t) for t in self.tags.source_tags]
         )
-        self.network, self._head = load_head(card, head)
 
     def starts(self, n_samples: int, max_segments: int) -> np.ndarray:
         """Sample offsets of the segments heard, at most `max_segments` (and the card's bound)."""

@@ -76,14 +76,11 @@ class _Worker:
     """What one worker process holds: its settings, model and the shared state."""
 
     def __init__(self) -> None:
-        from . import litert
-        from .model import load_model
+        from .service import ready_model
 
         self.settings = load_settings()
         self.state = SharedState(self.settings.broker_url or "")
-        litert.use_threads(self.settings.threads_per_worker)
-        self.model = load_model(self.settings.model, self.settings.models_dir)
-        self.model.warm_up(self.settings.max_segments)
+        self.model = ready_model(self.settings, self.settings.model)
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         threading.Thread(target=self._beat, name="scriabin-heartbeat", daemon=True).start()
         log.info("worker %s ready: %s %s", self.name, self.model.card.name, self.model.card.version)

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from .features import MfccParams, cut_segments, mfcc_segments, segment_starts
-from .model import ModelCard, SegmentPredictions
+from .model import GenreModel, ModelCard, SegmentPredictions
 
 KIND = "mfcc-cnn"
 
 
-class MfccCnnModel:
+class MfccCnnModel(GenreModel):
     """The original design: a small Keras CNN over the MFCCs of 3-second segments."""
 
     def __init__(self, card: ModelCard, network: Any = None) -> None:

@@ -8,7 +8,6 @@ and (`serving`) the LiteRT graph its head is served from.
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -20,13 +19,8 @@ import numpy as np
 
 from . import extras, litert
 from .errors import UnknownModel
-
-# Model kinds and the class that runs each; imported only when a model of that kind loads.
-MODEL_KINDS = {
-    "mfcc-cnn": "classifier.mfcc_cnn:MfccCnnModel",
-    "musicnn-head": "classifier.musicnn_head:MusicnnHeadModel",
-    "fusion-head": "classifier.fusion:FusionModel",
-}
+from .kinds import kind_names, model_kind
+from .tags import TagCalibration
 
 # The source every GTZAN clip is measured as (classifier.training.datasets names its clips so).
 GTZAN_SOURCE = "GTZAN"
@@ -138,12 +132,72 @@ class SegmentPredictions:
     genre_class_probabilities: np.ndarray | None = None
 
 
+class ModelSession(Protocol):
+    """One song's prediction begun while it is decoded: `feed` is told that everything before
+    sample `ready` of `audio` (the song's buffer at its final length) is in; `finish` gives
+    the predictions for the whole decoded song."""
+
+    def feed(self, audio: np.ndarray, ready: int) -> None: ...
+
+    def finish(self, audio: np.ndarray) -> SegmentPredictions: ...
+
+
 class GenreModel(Protocol):
+    """What every model kind offers: `predict` a whole song at once, or a `session` fed as the
+    song is decoded (the two modes of one model), and the stretches it `heard`s. Kinds inherit
+    the defaults: the whole song is read, and a session predicts when it is finished."""
+
     card: ModelCard
 
     def predict(self, audio: np.ndarray, max_segments: int) -> SegmentPredictions: ...
 
     def warm_up(self, max_segments: int) -> None: ...
+
+    def heard(self, n_samples: int, max_segments: int) -> list[tuple[int, int]] | None:
+        """The sample ranges `predict` reads of a song of `n_samples` (a decoder may skip the
+        rest); None: all of it."""
+        return None
+
+    def session(self, n_samples: int, max_segments: int) -> ModelSession:
+        """A prediction of a song of `n_samples`, fed while it is decoded."""
+        return WholeSongSession(self, max_segments)
+
+
+class HeadModel(GenreModel):
+    """A kind that is a small trained head over pretrained backbones (fusion-head,
+    musicnn-head): its card, its descriptive tags' calibration, the backbones it hears with
+    (`hear_with`, each kind's own: those given, else the ones shared in this process) and the
+    head, from its LiteRT graph (or a Keras network just fitted, in training)."""
+
+    def __init__(
+        self,
+        card: ModelCard,
+        head: Any = None,
+        tags: TagCalibration | None = None,
+        **backbones: Any,
+    ) -> None:
+        self.card = card
+        self.tags = tags if tags is not None else TagCalibration.from_card(card.features)
+        self.hear_with(**backbones)
+        self.network, self._head = load_head(card, head)
+
+    def hear_with(self, **backbones: Any) -> None:
+        """Set up the backbones and what the head reads of them."""
+        raise NotImplementedError
+
+
+class WholeSongSession:
+    """The default session: nothing is analysed before the song is decoded, then all of it."""
+
+    def __init__(self, model: GenreModel, max_segments: int) -> None:
+        self.model = model
+        self.max_segments = max_segments
+
+    def feed(self, audio: np.ndarray, ready: int) -> None:
+        return None
+
+    def finish(self, audio: np.ndarray) -> SegmentPredictions:
+        return self.model.predict(audio, self.max_segments)
 
 
 def available_models(models_dir: Path) -> list[ModelCard]:
@@ -154,7 +208,7 @@ def available_models(models_dir: Path) -> list[ModelCard]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
-        if isinstance(data, dict) and data.get("kind") in MODEL_KINDS:
+        if isinstance(data, dict) and data.get("kind") in kind_names():
             cards.append(ModelCard.read(path))
     return sorted(cards, key=lambda card: -(card.ranking_accuracy or 0.0))
 
@@ -182,10 +236,8 @@ def load_model(name: str | None, models_dir: Path) -> GenreModel:
     key = (card.name, card.path.resolve())
     with _load_lock:
         if key not in _loaded:
-            module_name, class_name = MODEL_KINDS[card.kind].split(":")
             try:
-                model_class = getattr(importlib.import_module(module_name), class_name)
-                _loaded[key] = model_class(card)
+                _loaded[key] = model_kind(card.kind).model_class()(card)
             except ModuleNotFoundError as error:
                 # A serving install has no TensorFlow: the kinds that run on Keras, and every
                 # kind where LiteRT has no wheel, need the `train` extra.

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from . import extras
 
 if TYPE_CHECKING:
     import keras
@@ -204,18 +205,6 @@ def log_mel_patches(
     return np.ascontiguousarray(windows[starts].transpose(0, 2, 1))
 
 
-def _keras() -> Any:
-    # Our compiled call is a tf.function, so the Keras backend must be TensorFlow.
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
-            f"musicnn needs the TensorFlow Keras backend, not {keras.backend.backend()}"
-        )
-    return keras
-
-
 def build_musicnn(
     name: str = "musicnn", dead_filters: dict[str, DeadFilters] | None = None
 ) -> keras.Model:
@@ -226,7 +215,7 @@ def build_musicnn(
     say what each layer is; the converter maps the TF1 checkpoint onto them. `dead_filters`
     (see `without_dead_filters`) leaves out front-end filters whose output is a constant.
     """
-    keras = _keras()
+    keras = extras.tensorflow_keras("musicnn")
     layers, ops = keras.layers, keras.ops
 
     def norm(layer_name: str) -> Any:

@@ -19,8 +19,8 @@ import numpy as np
 from . import musicnn
 from .backbones import MUSICNN_DIR, shared_musicnn, weights_dir
 from .features import segment_starts
-from .model import ModelCard, SegmentPredictions, load_head
-from .tags import TAG_BACKBONE, TagCalibration
+from .model import HeadModel, ModelCard, SegmentPredictions
+from .tags import TAG_BACKBONE
 
 KIND = "musicnn-head"
 SAMPLE_RATE = musicnn.SAMPLE_RATE
@@ -108,19 +108,12 @@ def backbone_dir(card: ModelCard) -> Path:
     return weights_dir(card.path.parent, str(card.features.get("weights_dir", WEIGHTS_DIR)))
 
 
-class MusicnnHeadModel:
+class MusicnnHeadModel(HeadModel):
     """Genre probabilities (and descriptive tags) of 3-s patches spread over the whole song."""
 
-    def __init__(
-        self,
-        card: ModelCard,
-        head: Any = None,
-        tags: TagCalibration | None = None,
-        backbones: Mapping[str, musicnn.MusicnnBackbone] | None = None,
-    ) -> None:
-        self.card = card
+    def hear_with(self, backbones: Mapping[str, musicnn.MusicnnBackbone] | None = None) -> None:
+        card = self.card
         self.head_input = HeadInput.from_card(card.features)
-        self.tags = tags if tags is not None else TagCalibration.from_card(card.features)
         needed = list(self.head_input.backbones)
         if self.tags is not None and TAG_BACKBONE not in needed:
             needed.append(TAG_BACKBONE)
@@ -134,7 +127,6 @@ class MusicnnHeadModel:
             if self.tags is None
             else [self.backbones[TAG_BACKBONE].tags.index(tag) for tag in self.tags.source_tags]
         )
-        self.network, self._head = load_head(card, head)
 
     def patches(self, audio: np.ndarray, max_segments: int) -> tuple[np.ndarray, np.ndarray]:
         """Log-mel patches of 16 kHz audio, at most `max_segments` (and the card's bound), and

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from config import Settings
 
 from .aggregate import clear_styles, ranked_genres, song_probabilities, strongest_tags, timeline
-from .audio import decode_audio
+from .audio import Bounds, Hearing, decode_audio
 from .budget import RequestBudget
 from .errors import AudioTooShort, NotAudio, ScriabinError
 from .fetch import download_budget, stream_audio
-from .model import GenreModel
+from .model import GenreModel, ModelSession
 from .results import Classification, ModelRef, Timings
 from .sources import Source, SourceInput, own_answer, parse_source
 
@@ -35,32 +34,24 @@ def classify_source(
     started = time.perf_counter()
     budget = budget or download_budget(settings)
     card = model.card
-    # Models that say which stretches they read let long files be decoded only there.
-    reads = getattr(model, "heard", None)
-    limits = {
-        "max_duration_s": settings.max_duration_s,
-        "min_duration_s": card.segment_s,
-        "checkpoint": budget.check,
-        "heard": None if reads is None else lambda n: reads(n, settings.max_segments),
-    }
-    session: _Session | None = None
+    bounds = Bounds(settings.max_duration_s, card.segment_s, budget.check)
     source = parse_source(source)
-    if source.kind == "upload":
-        assert source.data is not None
-        audio = decode_audio(source.data, card.sample_rate, **limits)
-        fetched_s, title = 0.0, source.name
-    elif source.kind == "file":
-        assert source.path is not None
-        audio = decode_audio(source.path, card.sample_rate, **limits)
+    listening = _Listening(model, settings.max_segments)
+    if source.kind != "link":
+        # Models that say which stretches they read let long files be decoded only there.
+        media = source.data if source.kind == "upload" else source.path
+        assert media is not None
+        audio = decode_audio(media, card.sample_rate, bounds, listening.hearing())
         fetched_s, title = 0.0, source.name
     else:
         assert source.url is not None
         with stream_audio(source.url, settings, budget) as download:
             # Decoded while it downloads, and analysed segment by segment as they come in.
             reader = download.reader()
-            session = _Session(model, settings.max_segments, lambda: reader.waits)
             try:
-                audio = decode_audio(reader, card.sample_rate, **limits, progress=session)
+                audio = decode_audio(
+                    reader, card.sample_rate, bounds, listening.hearing(lambda: reader.waits)
+                )
             except ScriabinError as error:
                 failure = download.failure()
                 if failure is not None:
@@ -69,8 +60,10 @@ def classify_source(
                     raise
                 # Some containers can only be read whole (an MP4 whose index comes last, a
                 # stream that is shorter than it says): wait for all of it.
-                session = None
-                audio = decode_audio(download.result().path, card.sample_rate, **limits)
+                listening.session = None
+                audio = decode_audio(
+                    download.result().path, card.sample_rate, bounds, listening.hearing()
+                )
             title = download.result().title
             fetched_s = download.elapsed_s
     decoded = time.perf_counter()
@@ -79,7 +72,7 @@ def classify_source(
         audio,
         model,
         settings.max_segments,
-        session=None if session is None else session.current,
+        session=listening.session,
         uncertain_below=settings.uncertain_below,
         source=str(source),
         title=title,
@@ -90,30 +83,35 @@ def classify_source(
     return own_answer(result, source)
 
 
-class _Session:
-    """The decoder's `progress` callback: starts the model's session (for models that have
-    one) once the song's length is known, and feeds it the segments that are in, whenever the
-    decoder has caught up with the download (`waits()` has grown: its reads had to wait). While
-    the bytes come faster than they are decoded, segments wait for one batch: the model runs
-    a batch far faster than the same segments one by one."""
+class _Listening:
+    """What the model hears of one song while it is decoded: the stretches it reads, and, for a
+    link decoded as it downloads, its session (begun once the song's length is known) fed the
+    segments that are in whenever the decoder has caught up with the download (`waits()` has
+    grown: its reads had to wait). While the bytes come faster than they are decoded, segments
+    wait for one batch: the model runs a batch far faster than the same segments one by one."""
 
-    def __init__(self, model: GenreModel, max_segments: int, waits: Callable[[], int]) -> None:
+    def __init__(self, model: GenreModel, max_segments: int) -> None:
         self._model = model
         self._max_segments = max_segments
-        self._waits = waits
-        self._seen = 0
-        self.current: Any = None
+        self.session: ModelSession | None = None
 
-    def __call__(self, samples: np.ndarray, ready: int) -> None:
-        start_session = getattr(self._model, "session", None)
-        if start_session is None:
-            return
-        if self.current is None:
-            self.current = start_session(len(samples), self._max_segments)
-        waits = self._waits()
-        if waits > self._seen:
-            self._seen = waits
-            self.current.feed(samples, ready)
+    def hearing(self, waits: Callable[[], int] | None = None) -> Hearing:
+        """What the decoder is told; with `waits` (a download being read), its progress too."""
+        seen = 0
+
+        def progress(samples: np.ndarray, ready: int) -> None:
+            nonlocal seen
+            assert waits is not None
+            if self.session is None:
+                self.session = self._model.session(len(samples), self._max_segments)
+            if waits() > seen:
+                seen = waits()
+                self.session.feed(samples, ready)
+
+        return Hearing(
+            lambda n: self._model.heard(n, self._max_segments),
+            None if waits is None else progress,
+        )
 
 
 def classify_audio(
@@ -128,7 +126,7 @@ def classify_audio(
     fetch_s: float = 0.0,
     decode_s: float = 0.0,
     started: float | None = None,
-    session: Any = None,
+    session: ModelSession | None = None,
 ) -> Classification:
     """Classify decoded mono samples at the model's sample rate. The answer is marked uncertain
     under `uncertain_below`, by default the model's own calibrated threshold, and unfamiliar

@@ -21,12 +21,14 @@ from typing import Any
 
 from config import Settings
 
+from . import sources
 from .budget import TOO_SLOW
+from .capacity import BUSY
 from .errors import Busy, ScriabinError, ShuttingDown, TooLarge, TooSlow
 from .jobs import GAVE_UP, MAX_ATTEMPTS, TASK, celery_app, error_for, job_for
 from .model import ModelCard, find_card
 from .results import Classification, Upload
-from .service import BUSY, RESTARTING
+from .service import RESTARTING, Classifier
 from .shared import (
     HEARTBEAT_TTL_S,
     QUEUE,
@@ -36,9 +38,8 @@ from .shared import (
     SharedState,
     WorkerStopped,
     WorkersUnavailable,
-    media_key,
 )
-from .sources import Source, SourceInput, answer_for, link_media_id, parse_source, upload_source
+from .sources import Source, SourceInput, answer_for, parse_source, upload_source
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class RemoteModel:
     card: ModelCard
 
 
-class RemoteClassifierService:
+class RemoteClassifierService(Classifier):
     """Classifies on Celery workers; see the module's docstring."""
 
     def __init__(self, settings: Settings, model_name: str | None = None) -> None:
@@ -79,43 +80,51 @@ class RemoteClassifierService:
         self._closing = False
 
     @property
+    def card(self) -> ModelCard:
+        return self.model.card
+
+    @property
     def in_flight(self) -> int:
         return self._in_flight
 
     async def start(self) -> None:
         """Check that Redis answers (WorkersUnavailable otherwise: the operator's to fix)."""
+        if self._app is not None:
+            return
         await asyncio.to_thread(self.state.ping)
         self._app = celery_app(self.settings)
-        # The first match of a link against yt-dlp's extractors compiles their patterns.
-        await asyncio.to_thread(link_media_id, "https://www.youtube.com/watch?v=warmup00000")
+        await asyncio.to_thread(sources.warm_up)
         log.info("classifier: Celery workers through %s", self.settings.broker_url and "Redis")
 
-    async def classify(self, source: Source | SourceInput) -> Classification:
-        if self._closing:
-            raise ShuttingDown(RESTARTING)
-        if self._app is None:
-            await self.start()
-        card = self.model.card
-        source = await asyncio.to_thread(_for_workers, source, self.settings.max_download_bytes)
-        key = media_key(card.name, card.version, source.media_id)
+    def _prepared(self, source: Source | SourceInput) -> Source:
+        return _for_workers(source, self.settings.max_download_bytes)
+
+    async def _cached(self, key: str, source: Source) -> Classification | None:
         cached = await asyncio.to_thread(self.state.cached, key)
-        if cached is not None:
-            try:
-                return answer_for(cached, source, card.genres)
-            except ValueError as error:  # not what a worker writes: heard again, replaced
-                log.warning("cache entry %s is unsound (%s): listening again", key, error)
-                await asyncio.to_thread(self.state.forget, key)
-        wait_s = await asyncio.to_thread(self.state.expected_wait_s)
+        if cached is None:
+            return None
+        try:
+            return answer_for(cached, source, self.card.genres)
+        except ValueError as error:  # not what a worker writes: heard again, replaced
+            log.warning("cache entry %s is unsound (%s): listening again", key, error)
+            await asyncio.to_thread(self.state.forget, key)
+            return None
+
+    async def _expected_wait_s(self) -> float:
+        return await asyncio.to_thread(self.state.expected_wait_s)
+
+    async def _busy(self, wait_s: float) -> ScriabinError:
         if math.isinf(wait_s):
             log.error("no classifier worker is alive: start `scriabin worker`")
-            raise WorkersUnavailable(UNREACHABLE)
-        if wait_s > self.settings.busy_after_s:
-            await asyncio.to_thread(self.state.count, "busy")
-            raise Busy(BUSY)
+            return WorkersUnavailable(UNREACHABLE)
+        await asyncio.to_thread(self.state.count, "busy")
+        return Busy(BUSY)
+
+    async def _listen(self, source: Source, key: str, wait_s: float) -> Classification:
         deadline = self.settings.request_timeout_s + wait_s + 10
         self._in_flight += 1
         try:
-            outcome = await self._listen(source, key, deadline)
+            outcome = await self._outcome_of(source, key, deadline)
         finally:
             self._in_flight -= 1
         if "result" not in outcome:
@@ -123,12 +132,12 @@ class RemoteClassifierService:
                 str(outcome.get("code", "internal")), str(outcome.get("error", GAVE_UP))
             )
         try:
-            return answer_for(outcome["result"], source, card.genres)
+            return answer_for(outcome["result"], source, self.card.genres)
         except ValueError as error:
             log.error("a job for %s answered something unsound: %s", key, error)
             raise ScriabinError(GAVE_UP) from None
 
-    async def _listen(self, source: Source, key: str, deadline_s: float) -> dict[str, Any]:
+    async def _outcome_of(self, source: Source, key: str, deadline_s: float) -> dict[str, Any]:
         """Start the job for `key`, or join the one running, and wait for its outcome."""
         for _ in range(2):
             job_id = await asyncio.to_thread(self._start_job, source, key, deadline_s)
@@ -293,13 +302,6 @@ class RemoteClassifierService:
         self.stop_requests()
         if self._app is not None:
             await asyncio.to_thread(self._app.close)
-
-    async def __aenter__(self) -> RemoteClassifierService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
 
 def _for_workers(source: Source | SourceInput, max_bytes: int) -> Source:

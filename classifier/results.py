@@ -27,8 +27,18 @@ class Upload:
 
 @dataclass(frozen=True)
 class GenreScore:
+    """How sure the model is that the song is of `genre` (a vocabulary id, classifier.genres)."""
+
     genre: str
-    confidence: float
+    confidence: float  # a probability: a song's genres sum to 1
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The model that answered, as its card names it."""
+
+    name: str
+    version: str
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ class TagScore:
     """A descriptive tag (era, mood, instrumentation) some models give besides genres."""
 
     tag: str
-    confidence: float
+    confidence: float  # the tag's own probability: tags are not exclusive
 
 
 @dataclass(frozen=True)
@@ -58,12 +68,6 @@ class Segment:
     end_s: float
     genre: str
     confidence: float
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    name: str
-    version: str
 
 
 @dataclass(frozen=True)

@@ -1,48 +1,147 @@
-"""The one async entry point of the classifier: `await service.classify(source)`.
+"""The one async entry point of the classifier: `await service.classify(source)`, offered alike
+by every classifier service (the `Classifier` protocol): the in-process pool here, Celery workers
+in classifier.remote; `classifier_service(settings)` picks one.
 
-Requests run the blocking pipeline in a bounded pool of worker threads. A request is refused
-at once with `Busy` when its expected wait (the requests ahead of it, times the measured mean
-time a worker spends on one, shared among the workers) is above `busy_after_s`, or when
-`queue_size` requests already wait: a burst is served, but minutes of work never pile up.
-Recent results are answered from a small cache keyed by the model and the song's media id
-(classifier.sources), holding only what any requester of that song may be given.
-Each request has a budget (bytes and a deadline): past the deadline its caller hears TooSlow at
-once and its worker is stopped; `shutdown()` stops them all and removes their files.
+Both key their cache by the model and the song's media id (classifier.sources), holding only
+what any requester of that song may be given; both refuse a request at once with `Busy` when its
+expected wait for a worker is above `busy_after_s` (classifier.capacity); both load and warm the
+model once (`ready_model`), before the first request.
+
+In process, requests run the blocking pipeline in a bounded pool of worker threads; a full
+queue (`queue_size` waiting) counts as an endless wait. Each request has a budget (bytes and a
+deadline): past the deadline its caller hears TooSlow at once and its worker is stopped;
+`close()` stops them all and removes their files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol, Self
 
 from config import Settings
 
-from . import litert
+from . import litert, sources
 from .budget import TOO_SLOW, RequestBudget
-from .errors import Busy, ShuttingDown, TooSlow
+from .capacity import BUSY, expected_wait_s, running_mean
+from .errors import Busy, ScriabinError, ShuttingDown, TooSlow
 from .fetch import download_budget, remove_download_folders
-from .model import GenreModel, load_model
+from .model import GenreModel, ModelCard, load_model
 from .pipeline import classify_source
 from .results import Classification
-from .sources import Source, SourceInput, answer_for, link_media_id, parse_source, shareable
+from .sources import Source, SourceInput, answer_for, answer_key, parse_source, shareable
 
 RESTARTING = (
     "I'm restarting right now, so I had to stop listening. Please send it again in a minute."
 )
-# How long shutdown() waits for stopped workers to finish before removing their files anyway.
+# How long close() waits for stopped workers to finish before removing their files anyway.
 SHUTDOWN_GRACE_S = 3.0
-BUSY = "I'm busy with other songs right now. Please try again in a minute."
-# How much one finished request moves the running mean of the time a worker spends on one.
-DURATION_WEIGHT = 0.2
 
 log = logging.getLogger(__name__)
 
+__all__ = ["BUSY", "RESTARTING", "Classifier", "ClassifierService", "classifier_service"]
 
-class ClassifierService:
+
+class Classifier(Protocol):
+    """A classifier service: what the bot, `scriabin classify` and the workers' front end use.
+    Implementations give the steps (`_prepared`, `_cached`, `_expected_wait_s`, `_busy`,
+    `_listen`); the order of them, and so the cache-before-busy rule, is `classify`'s here."""
+
+    settings: Settings
+    _closing: bool
+
+    @property
+    def card(self) -> ModelCard:
+        """The card of the model that answers (its name, version and genres)."""
+        ...
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being listened to now (a shutdown waits for them to be told)."""
+        ...
+
+    async def start(self) -> None:
+        """Get ready before the first request (a second call does nothing)."""
+        ...
+
+    async def classify(self, source: Source | SourceInput) -> Classification:
+        """Classify a link, a local file or uploaded bytes. Raises ScriabinError subclasses."""
+        if self._closing:
+            raise ShuttingDown(RESTARTING)
+        await self.start()
+        source = await asyncio.to_thread(self._prepared, source)
+        card = self.card
+        key = answer_key(card.name, card.version, source.media_id)
+        cached = await self._cached(key, source)
+        if cached is not None:
+            return cached
+        wait_s = await self._expected_wait_s()
+        if wait_s > self.settings.busy_after_s:
+            raise await self._busy(wait_s)
+        return await self._listen(source, key, wait_s)
+
+    def stop_requests(self) -> None:
+        """Refuse new requests and stop waiting for running ones: their callers hear
+        ShuttingDown."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def _prepared(self, source: Source | SourceInput) -> Source:
+        """The source parsed once, as this service's workers can take it (blocking)."""
+        return parse_source(source)
+
+    async def _cached(self, key: str, source: Source) -> Classification | None:
+        """The answer to `source` from the cache, if it holds a sound one."""
+        ...
+
+    async def _expected_wait_s(self) -> float:
+        """How long a new request would wait for a worker (capacity.expected_wait_s)."""
+        ...
+
+    async def _busy(self, wait_s: float) -> ScriabinError:
+        """What a request is told when its wait is too long."""
+        return Busy(BUSY)
+
+    async def _listen(self, source: Source, key: str, wait_s: float) -> Classification:
+        """Have a worker listen to `source` (its answer cached under `key`)."""
+        ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def classifier_service(settings: Settings) -> Classifier:
+    """The in-process pool, or Celery workers when SCRIABIN_BROKER_URL is set."""
+    if settings.broker_url:
+        from .remote import RemoteClassifierService
+
+        return RemoteClassifierService(settings)
+    return ClassifierService(settings)
+
+
+def ready_model(
+    settings: Settings, name: str | None, *, warm_up: bool = True, alone: int | None = None
+) -> GenreModel:
+    """The model `name` (or the best measured), loaded once per process with the runtime's
+    threads per worker set (`alone`: threads for a request running alone), and warmed up at the
+    batch sizes requests use, so the first user pays nothing extra."""
+    litert.use_threads(settings.threads_per_worker, alone=alone)
+    model = load_model(name, settings.models_dir)
+    if warm_up:
+        model.warm_up(settings.max_segments)
+    return model
+
+
+class ClassifierService(Classifier):
     """Owns the model and the worker pool for the lifetime of a process."""
 
     def __init__(
@@ -57,13 +156,17 @@ class ClassifierService:
         self._mean_job_s: float | None = None
         self._budgets: set[RequestBudget] = set()
         self._closing = False
-        self._cache: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @property
     def model(self) -> GenreModel:
         if self._model is None:
             raise RuntimeError("ClassifierService.start() has not been awaited")
         return self._model
+
+    @property
+    def card(self) -> ModelCard:
+        return self.model.card
 
     @property
     def capacity(self) -> int:
@@ -79,7 +182,7 @@ class ClassifierService:
         busy workers, times the mean time a worker spends on one, shared among the workers.
         0 until a request has been measured."""
         ahead = max(0, self._in_flight + 1 - self.settings.workers)
-        return ahead * (self._mean_job_s or 0.0) / self.settings.workers
+        return expected_wait_s(ahead, self._mean_job_s or 0.0, self.settings.workers)
 
     async def start(self) -> None:
         """Load and warm the model off the event loop, so the first user pays nothing extra
@@ -103,29 +206,23 @@ class ClassifierService:
         # A song alone gets every core; with more at once, each worker its share. Threads
         # the operator set are kept as set.
         alone = None if self.settings.worker_threads else litert.cpu_count()
-        litert.use_threads(self.settings.threads_per_worker, alone=alone)
-        model = load_model(self._model_name, self.settings.models_dir)
+        model = ready_model(self.settings, self._model_name, warm_up=self._warm_up, alone=alone)
         if self._warm_up:
-            model.warm_up(self.settings.max_segments)
-            # The first match of a link against yt-dlp's extractors compiles their patterns.
-            link_media_id("https://www.youtube.com/watch?v=warmup00000")
+            sources.warm_up()
         return model
 
-    async def classify(self, source: Source | SourceInput) -> Classification:
-        """Classify a link, a local file or uploaded bytes. Raises ScriabinError subclasses."""
-        if self._closing:
-            raise ShuttingDown(RESTARTING)
-        if self._pool is None:
-            await self.start()
+    async def _cached(self, key: str, source: Source) -> Classification | None:
+        if key not in self._cache:
+            return None
+        self._cache.move_to_end(key)
+        return answer_for(self._cache[key], source, self.card.genres)
+
+    async def _expected_wait_s(self) -> float:
+        # A full queue is a wait nobody should be put through.
+        return math.inf if self._in_flight >= self.capacity else self.expected_wait_s()
+
+    async def _listen(self, source: Source, key: str, wait_s: float) -> Classification:
         assert self._pool is not None
-        if not isinstance(source, Source):
-            source = await asyncio.to_thread(parse_source, source)
-        key = self._cache_key(source)
-        if key is not None and key in self._cache:
-            self._cache.move_to_end(key)
-            return answer_for(self._cache[key], source, self.model.card.genres)
-        if self._in_flight >= self.capacity or self.expected_wait_s() > self.settings.busy_after_s:
-            raise Busy(BUSY)
         budget = download_budget(self.settings)
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(self._pool, self._run, source, budget)
@@ -144,7 +241,7 @@ class ClassifierService:
             if task is not None and task.cancelling():
                 raise  # our caller is being cancelled
             raise ShuttingDown(RESTARTING) from None  # the pool dropped the queued request
-        if key is not None:
+        if self.settings.cache_size:
             self._remember(key, shareable(result, source))
         return result
 
@@ -155,9 +252,7 @@ class ClassifierService:
             with litert.request():
                 return classify_source(source, self.model, self.settings, budget)
         finally:
-            took = time.monotonic() - started
-            mean = self._mean_job_s
-            self._mean_job_s = took if mean is None else mean + DURATION_WEIGHT * (took - mean)
+            self._mean_job_s = running_mean(self._mean_job_s, time.monotonic() - started)
 
     def _finished(self, budget: RequestBudget, work: asyncio.Future[Classification]) -> None:
         self._in_flight -= 1
@@ -165,13 +260,7 @@ class ClassifierService:
         if not work.cancelled():
             work.exception()  # seen here: its caller may have stopped waiting for it
 
-    def _cache_key(self, source: Source) -> tuple[str, str] | None:
-        if self.settings.cache_size == 0:
-            return None
-        card = self.model.card
-        return (f"{card.name}@{card.version}", source.media_id)
-
-    def _remember(self, key: tuple[str, str], entry: dict[str, Any]) -> None:
+    def _remember(self, key: str, entry: dict[str, Any]) -> None:
         self._cache[key] = entry
         while len(self._cache) > self.settings.cache_size:
             self._cache.popitem(last=False)
@@ -196,10 +285,3 @@ class ClassifierService:
         removed = remove_download_folders()
         if removed:
             log.info("removed %d download folder(s) of stopped requests", removed)
-
-    async def __aenter__(self) -> ClassifierService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from .capacity import expected_wait_s, running_mean
 from .errors import ScriabinError
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ HEARTBEAT_TTL_S = 10.0
 FORGET_WORKER_S = 3600.0
 # How long a finished job's outcome waits for everyone who joined it.
 OUTCOME_KEEP_S = 600.0
-# How much one finished job moves the running mean of job durations.
-DURATION_WEIGHT = 0.2
 # How long, and how often, a release that failed (Redis stalled) is tried again.
 RETRY_FOR_S = 120.0
 RETRY_EVERY_S = 1.0
@@ -566,8 +565,7 @@ class SharedState:
         """A job took `seconds`: update the running mean the "busy" answer is based on."""
         name = f"{PREFIX}job_seconds"
         previous = self._call("get", name)
-        mean = seconds if previous is None else float(previous)
-        mean += DURATION_WEIGHT * (seconds - mean)
+        mean = running_mean(None if previous is None else float(previous), seconds)
         self._call("set", name, f"{mean:.4f}")
         self.count("jobs_done")
 
@@ -602,15 +600,10 @@ class SharedState:
 
     def expected_wait_s(self) -> float:
         """How long a new job would wait, from the queue, the workers and their speed."""
-        workers = self.workers()
-        slots = sum(workers.values())
+        slots = sum(self.workers().values())
         if slots == 0:
             return math.inf
-        return (self.queue_length() + 1) * (self.mean_job_seconds() or 1.0) / slots
-
-
-def media_key(model: str, version: str, media_id: str) -> str:
-    return f"{model}@{version}:{media_id}"
+        return expected_wait_s(self.queue_length() + 1, self.mean_job_seconds() or 1.0, slots)
 
 
 def _upload_keys() -> list[str]:

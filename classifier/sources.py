@@ -190,6 +190,18 @@ def _specific_extractors() -> tuple[Any, ...]:
 
 # --- what a cache may share, and what each answer adds for its own requester ----------------
 
+
+def answer_key(model: str, version: str, media_id: str) -> str:
+    """Where any cache keeps the answer of one model version about one song (both services,
+    in process and in Redis, and the worker that writes it)."""
+    return f"{model}@{version}:{media_id}"
+
+
+def warm_up() -> None:
+    """Compile yt-dlp's extractor patterns, which the first link's parse would otherwise pay."""
+    link_media_id("https://www.youtube.com/watch?v=warmup00000")
+
+
 # Fields of a Classification that describe the request, not the song: never cached or shared.
 _OWN_FIELDS = ("source", "url", "media_id", "timings")
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot.logs import QUIET_LOGGERS
 from config import PROJECT_ROOT, Settings, load_settings
-from tests.redis_server import RedisServer, need_redis_server
+from tests.support.redis_server import RedisServer, need_redis_server
 
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 GTZAN_MINI = SHARED_DIR / "data" / "gtzan-mini"

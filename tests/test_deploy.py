@@ -18,10 +18,10 @@ import pytest
 from packaging.requirements import Requirement
 
 from bot.cli import build_parser, main
-from tests.audio_fixtures import write_song
-from tests.dockerfile import DockerBuild, StepFailed
-from tests.processes import REPO, start_workers, stop_workers
-from tests.redis_server import free_port
+from tests.support.audio_fixtures import write_song
+from tests.support.dockerfile import DockerBuild, StepFailed
+from tests.support.processes import REPO, start_workers, stop_workers
+from tests.support.redis_server import free_port
 
 # The `train` extra and what only it brings: never in a serving install.
 TRAINING_DISTRIBUTIONS = {"tensorflow", "tensorflow-cpu", "keras", "librosa", "scikit-learn"}
@@ -142,6 +142,7 @@ def test_the_worker_health_check_tells_a_live_worker_from_none(
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.slow
 def test_a_built_wheel_carries_whatever_models_holds(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()

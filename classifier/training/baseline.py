@@ -14,22 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.genres import GTZAN_GENRES
 from config import PROJECT_ROOT
 
 SEED_MODEL_PATH = PROJECT_ROOT.parent / "shared" / "seed-model" / "music_genre_cnn.hdf5"
 # How the original used its model (../shared/seed-model/README.md).
-SEED_GENRES = [
-    "blues",
-    "classical",
-    "country",
-    "disco",
-    "hiphop",
-    "jazz",
-    "metal",
-    "pop",
-    "reggae",
-    "rock",
-]
+SEED_GENRES = list(GTZAN_GENRES)  # its outputs, in this order
 SEED_SAMPLE_RATE = 22050
 SEED_SEGMENT_SAMPLES = 66150
 SEED_SEGMENTS = 10

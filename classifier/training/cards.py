@@ -1,15 +1,42 @@
-"""Writing a trained model and its card (`models/<name>.keras` and `models/<name>.json`, and for
-the heads the bot serves, `models/<name>.tflite`)."""
+"""Writing a trained model and its card (`models/<name>.keras` and `models/<name>.json`); the
+LiteRT graphs of the heads the bot serves are written by litert_convert, which names them here."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from classifier.model import ModelCard
+
+
+def draft_card(
+    name: str,
+    version: str,
+    kind: str,
+    genres: Sequence[str],
+    out_dir: Path,
+    *,
+    sample_rate: int,
+    segment_s: float,
+    features: Mapping[str, Any],
+    **extra: Any,
+) -> ModelCard:
+    """The card of a model about to be written: `out_dir/<name>.json`, naming `<name>.keras`."""
+    return ModelCard(
+        name=name,
+        version=version,
+        kind=kind,
+        file=f"{name}.keras",
+        genres=tuple(genres),
+        sample_rate=sample_rate,
+        segment_s=segment_s,
+        features=features,
+        path=out_dir / f"{name}.json",
+        **extra,
+    )
 
 
 def write_model(model: Any, card: ModelCard) -> ModelCard:
@@ -18,18 +45,6 @@ def write_model(model: Any, card: ModelCard) -> ModelCard:
     card.path.parent.mkdir(parents=True, exist_ok=True)
     model.network.save(card.model_path)
     return write_card(card)
-
-
-def write_head_model(model: Any, card: ModelCard) -> ModelCard:
-    """A genre head over the pretrained backbones: its Keras network, its LiteRT graph (what
-    the bot serves, named in the card's `serving`), and the card with the fitted model's
-    descriptive-tag calibration."""
-    from .litert_convert import write_head
-
-    card = replace(card, features={**card.features, "tags": model.card.features.get("tags")})
-    card.path.parent.mkdir(parents=True, exist_ok=True)
-    model.network.save(card.model_path)
-    return write_card(replace(card, serving=write_head(model.network, card)))
 
 
 def write_card(card: ModelCard) -> ModelCard:

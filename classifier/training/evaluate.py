@@ -770,6 +770,27 @@ class LabelledData:
     def inside(self) -> list[LabelledClip]:
         return [item for item in self.data if item.label >= 0]
 
+    def measure(self, recipe: Recipe, **plan: Any) -> Measurement:
+        """`measure` of `recipe` on these clips (`plan`: its keyword options)."""
+        return measure(recipe, self.clips, self.data, self.genres, groups=self.groups, **plan)
+
+
+def measured(
+    recipe: Recipe,
+    data_dirs: Sequence[Path],
+    *,
+    evaluate: bool = True,
+    splits_dir: Path | None = None,
+    folds: int = 5,
+    **which: Any,
+) -> tuple[LabelledData, Measurement | None]:
+    """The clips of `data_dirs` decoded for `recipe` (`which`: `labelled_data`'s options), and,
+    unless not `evaluate`, the recipe measured on them with held-out artists and sources."""
+    labelled = labelled_data(data_dirs, recipe.sample_rate, **which)
+    if not evaluate:
+        return labelled, None
+    return labelled, labelled.measure(recipe, splits_dir=splits_dir, folds=folds)
+
 
 def labelled_data(
     data_dirs: Sequence[Path],
@@ -828,22 +849,16 @@ def run_evaluation(
     it was measured for the card; optionally store the figures in the card."""
     recipe = recipe_class(card.kind).from_card(card)
     override_epochs(recipe, epochs)
-    labelled = labelled_data(
+    _, measurement = measured(
+        recipe,
         data_dirs,
-        recipe.sample_rate,
+        splits_dir=splits_dir,
+        folds=folds,
         genres=card.genres,
         artists=artists,
         limit_per_genre=limit_per_genre,
     )
-    measurement = measure(
-        recipe,
-        labelled.clips,
-        labelled.data,
-        labelled.genres,
-        groups=labelled.groups,
-        splits_dir=splits_dir,
-        folds=folds,
-    )
+    assert measurement is not None
     if write_card:
         card_data = card.as_dict()
         card_data["metrics"] = measurement.as_metrics()

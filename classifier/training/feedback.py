@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from classifier.audio import decode_audio
+from classifier.audio import Bounds, decode_audio
 from classifier.errors import ScriabinError
 from classifier.fetch import fetch_audio
 from config import Settings
@@ -72,9 +72,8 @@ def import_feedback(
             continue
         try:
             with fetch_audio(link, settings) as fetched:
-                audio = decode_audio(
-                    fetched.path, SAMPLE_RATE, max_duration_s=settings.max_duration_s
-                )
+                bounds = Bounds(max_duration_s=settings.max_duration_s)
+                audio = decode_audio(fetched.path, SAMPLE_RATE, bounds)
                 title = fetched.title or ""
         except ScriabinError as error:
             log.warning("feedback link %s skipped: %s", link, error)

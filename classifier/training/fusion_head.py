@@ -47,9 +47,10 @@ from classifier.tags import TagCalibration
 from config import DEFAULT_MODELS_DIR
 
 from .augment import clip_variants, resample_through
-from .cards import write_head_model
 from .datasets import LabelledClip
 from .heads import DenseLayer, build_head, standardisation
+from .litert_convert import write_head_model
+from .recipes import Recipe, saved_options
 
 # The band limit of the extra training copy: phone-quality audio, voice messages.
 NARROW_BAND_RATE = 8000
@@ -151,8 +152,19 @@ def fit_fusion_head(
     )
 
 
+# What a card saves of the recipe that made it, to make it again (with `penalties`).
+OPTIONS_SAVED = (
+    "augment_copies",
+    "narrow_band_copy",
+    "balance_genres",
+    "calibrate",
+    "max_iter",
+    "seed",
+)
+
+
 @dataclass
-class FusionRecipe:
+class FusionRecipe(Recipe):
     """How to turn labelled clips into the fusion model; the same recipe is measured and shipped."""
 
     fusion_input: FusionInput = field(default_factory=FusionInput)
@@ -177,6 +189,7 @@ class FusionRecipe:
 
     kind = KIND
     sample_rate = SAMPLE_RATE
+    segment_s = round(SEGMENT_S, 4)
     description = (
         "What two pretrained taggers know about genres (EfficientAT mn04's AudioSet classes, "
         "musicnn's Million Song Dataset tags), fused by a head whose weights on them are shared "
@@ -187,20 +200,13 @@ class FusionRecipe:
     @classmethod
     def from_card(cls, card: ModelCard) -> FusionRecipe:
         """The recipe that made `card`'s model, to measure or retrain it the same way."""
-        saved = card.training.get("recipe", {})
-        names = (
-            "augment_copies",
-            "narrow_band_copy",
-            "balance_genres",
-            "calibrate",
-            "max_iter",
-            "seed",
-        )
+        options = saved_options(card, (*OPTIONS_SAVED, "penalties"))
+        penalties = FusionPenalties(**options.pop("penalties", {}))
         return cls(
             fusion_input=FusionInput.from_card(card.features),
-            penalties=FusionPenalties(**saved.get("penalties", {})),
+            penalties=penalties,
             models_dir=card.path.parent,
-            **{key: saved[key] for key in names if key in saved},
+            **options,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -345,21 +351,8 @@ class FusionRecipe:
         card = replace(card, features={**card.features, "tags": tags.card_section(len(clips))})
         return FusionModel(card, head=build_head([layer]), tags=tags, audioset=audioset, msd=msd)
 
-    def draft(
-        self, name: str, version: str, genres: Sequence[str], out_dir: Path, **extra: Any
-    ) -> ModelCard:
-        return ModelCard(
-            name=name,
-            version=version,
-            kind=self.kind,
-            file=f"{name}.keras",
-            genres=tuple(genres),
-            sample_rate=SAMPLE_RATE,
-            segment_s=round(SEGMENT_S, 4),
-            features=self.fusion_input.card_features(),
-            path=out_dir / f"{name}.json",
-            **extra,
-        )
+    def card_features(self) -> dict[str, Any]:
+        return self.fusion_input.card_features()
 
     def write(self, model: FusionModel, card: ModelCard) -> ModelCard:
         """Save the head (Keras, and the LiteRT graph the bot serves) and its card, which also

@@ -4,14 +4,14 @@ TensorFlow: both pretrained backbones, and the head of every model card in the m
 Run `python -m classifier.training.litert_convert [--models-dir models]`; `scriabin train` also
 writes the graph of each head it trains. The graphs compute what the Keras models compute, in
 float32: each is checked against its Keras model here (on generated audio), and
-tests/test_litert.py holds them to the Keras outputs on real music.
+tests/classifier/test_litert.py holds them to the Keras outputs on real music.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,18 +19,16 @@ import numpy as np
 
 from classifier import efficientat, litert, musicnn
 from classifier.backbones import EFFICIENTAT, EFFICIENTAT_DIR, MUSICNN_DIR
+from classifier.kinds import model_kind
 from classifier.model import ModelCard, available_models
 from classifier.tags import TAG_BACKBONE
 from config import DEFAULT_MODELS_DIR
 
-from .cards import write_serving
+from .cards import write_card, write_serving
 
 if TYPE_CHECKING:
     import keras
 
-# Kinds of models whose heads are served from LiteRT (mfcc-cnn, the original design kept for
-# comparison, runs in Keras).
-SERVED_KINDS = ("fusion-head", "musicnn-head")
 # A graph whose outputs differ from its Keras model's by more than this, relative to the
 # outputs' size (at least 1), is refused: float32 rounding stays orders of magnitude below it.
 CHECK_TOLERANCE = 1e-4
@@ -403,6 +401,16 @@ def write_head(network: keras.Model, card: ModelCard) -> dict[str, Any]:
     }
 
 
+def write_head_model(model: Any, card: ModelCard) -> ModelCard:
+    """A genre head over the pretrained backbones: its Keras network, its LiteRT graph (what
+    the bot serves, named in the card's `serving`), and the card with the fitted model's
+    descriptive-tag calibration."""
+    card = replace(card, features={**card.features, "tags": model.card.features.get("tags")})
+    card.path.parent.mkdir(parents=True, exist_ok=True)
+    model.network.save(card.model_path)
+    return write_card(replace(card, serving=write_head(model.network, card)))
+
+
 def backbone_graphs(card: ModelCard) -> dict[str, str]:
     """The graph of each backbone the card's model hears, relative to the card's folder (or
     else to Scriabin's bundled models folder, as classifier.backbones.weights_dir finds it)."""
@@ -450,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             graph_file = (weights_dir / name).with_suffix(musicnn.LITERT_SUFFIX)
             _report(graph_file, convert_musicnn(name, weights_dir))
     for card in available_models(models_dir):
-        if card.kind in SERVED_KINDS:
+        if model_kind(card.kind).head_graph:
             card = convert_card(card)
             print(f"wrote {card.litert_path} and named it in {card.path}")
 

@@ -17,6 +17,7 @@ from classifier.model import ModelCard
 from .augment import clip_variants
 from .cards import write_model
 from .datasets import LabelledClip
+from .recipes import Recipe, saved_options
 
 # The analysis band stops at 8 kHz, so audio that passed through a 16 kHz source (content up
 # to 8 kHz) gives nearly the same features as full-band audio.
@@ -33,21 +34,19 @@ DEFAULT_MFCC = MfccParams(
 
 
 @dataclass
-class MfccCnnRecipe:
+class MfccCnnRecipe(Recipe):
     """How to turn labelled clips into an MFCC CNN; the same recipe is measured and shipped."""
 
     params: MfccParams = DEFAULT_MFCC
     epochs: int = 40
     batch_size: int = 64
-    learning_rate: float = 2e-3
-    augment_copies: int = 3
-    train_hop_s: float = 1.5
+    learning_rate: float = 2e-3  # AdamW's, decayed along a cosine
+    augment_copies: int = 3  # degraded copies of each clip (band limit, level, noise)
+    train_hop_s: float = 1.5  # segments overlap by half in training
     seed: int = 0
     _features: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
     kind = KIND
-    # Its heads are used as fitted: no temperature (see fusion_head for one that has).
-    calibrates = False
     description = (
         "The original Scriabin design done honestly: a small CNN over 20 MFCCs (0-8 kHz) of "
         "3-second segments, trained with band-limit, level and noise augmentation."
@@ -67,17 +66,21 @@ class MfccCnnRecipe:
                 "features": card.features,
             }
         )
-        saved = card.training.get("recipe", {})
         names = ("epochs", "batch_size", "learning_rate", "augment_copies", "train_hop_s", "seed")
-        return cls(params=params, **{key: saved[key] for key in names if key in saved})
+        return cls(params=params, **saved_options(card, names))
 
     def write(self, model: MfccCnnModel, card: ModelCard) -> ModelCard:
         return write_model(model, card)
 
-    def draft(
-        self, name: str, version: str, genres: Sequence[str], out_dir: Path, **extra: Any
-    ) -> ModelCard:
-        return draft_card(name, version, self.kind, genres, self.params, out_dir, **extra)
+    @property
+    def segment_s(self) -> float:
+        return self.params.segment_s
+
+    def card_features(self) -> dict[str, Any]:
+        kept = {
+            k: v for k, v in asdict(self.params).items() if k not in ("sample_rate", "segment_s")
+        }
+        return {"type": "mfcc", **kept}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -138,21 +141,8 @@ class MfccCnnRecipe:
             callbacks=[schedule],
             verbose=0,
         )
-        card = draft_card("in-training", "0", self.kind, genres, self.params, Path("."))
+        card = self.draft("in-training", "0", genres, Path("."))
         return MfccCnnModel(card, network=network)
-
-    def can_train(self, genre: str) -> bool:
-        """Any label: this head learns its genres from the songs alone."""
-        return True
-
-    def tempered(self, model: Any, temperature: float) -> Any:
-        return model
-
-    def predict_held_out(
-        self, model: Any, key: str, audio: np.ndarray, max_segments: int
-    ) -> np.ndarray:
-        """(segments, genres) probabilities of `model` for the clip `key` heard as `audio`."""
-        return model.predict(audio, max_segments).probabilities
 
 
 def build_network(params: MfccParams, n_genres: int):
@@ -173,27 +163,3 @@ def build_network(params: MfccParams, n_genres: int):
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(n_genres, activation="softmax", name="genres")(x)
     return keras.Model(inputs, outputs, name="mfcc_cnn")
-
-
-def draft_card(
-    name: str,
-    version: str,
-    kind: str,
-    genres: Sequence[str],
-    params: MfccParams,
-    out_dir: Path,
-    **extra: Any,
-) -> ModelCard:
-    features = {k: v for k, v in asdict(params).items() if k not in ("sample_rate", "segment_s")}
-    return ModelCard(
-        name=name,
-        version=version,
-        kind=kind,
-        file=f"{name}.keras",
-        genres=tuple(genres),
-        sample_rate=params.sample_rate,
-        segment_s=params.segment_s,
-        features={"type": "mfcc", **features},
-        path=out_dir / f"{name}.json",
-        **extra,
-    )

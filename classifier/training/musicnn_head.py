@@ -28,8 +28,9 @@ from classifier.tags import TAG_BACKBONE, TagCalibration
 from config import DEFAULT_MODELS_DIR
 
 from .augment import clip_variants
-from .cards import write_head_model
 from .heads import DenseLayer, build_head, standardisation
+from .litert_convert import write_head_model
+from .recipes import Recipe, saved_options
 
 # The logit of a genre a head never saw in training: softmax gives it ~1e-13.
 ABSENT_LOGIT = -30.0
@@ -95,13 +96,13 @@ def fit_head(
 
 
 @dataclass
-class MusicnnHeadRecipe:
+class MusicnnHeadRecipe(Recipe):
     """How to turn labelled clips into a musicnn head; the same recipe is measured and shipped."""
 
     head_input: HeadInput = field(default_factory=HeadInput)
-    hidden_units: int = 0
-    c: float = 0.1
-    alpha: float = 1e-3
+    hidden_units: int = 0  # 0: a softmax over the embeddings (logistic regression)
+    c: float = 0.1  # its inverse L2 strength
+    alpha: float = 1e-3  # with hidden units: the MLP's L2 strength
     max_iter: int = 1000
     augment_copies: int = 3
     seed: int = 0
@@ -111,9 +112,8 @@ class MusicnnHeadRecipe:
     )
 
     kind = KIND
-    # Its heads are used as fitted: no temperature (see fusion_head for one that has).
-    calibrates = False
     sample_rate = SAMPLE_RATE
+    segment_s = round(PATCH_S, 4)
     description = (
         "A genre head over the pretrained musicnn backbone (Pons & Serra 2019), reading its "
         "embeddings of 3-second patches spread over the whole song; trained with band-limit, "
@@ -123,12 +123,11 @@ class MusicnnHeadRecipe:
     @classmethod
     def from_card(cls, card: ModelCard) -> MusicnnHeadRecipe:
         """The recipe that made `card`'s model, to measure or retrain it the same way."""
-        saved = card.training.get("recipe", {})
         names = ("hidden_units", "c", "alpha", "max_iter", "augment_copies", "seed")
         return cls(
             head_input=HeadInput.from_card(card.features),
             weights_dir=backbone_dir(card),
-            **{key: saved[key] for key in names if key in saved},
+            **saved_options(card, names),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -196,36 +195,10 @@ class MusicnnHeadRecipe:
         card = replace(card, features={**card.features, "tags": tags.card_section(len(clips))})
         return MusicnnHeadModel(card, head=build_head(layers), tags=tags, backbones=backbones)
 
-    def draft(
-        self, name: str, version: str, genres: Sequence[str], out_dir: Path, **extra: Any
-    ) -> ModelCard:
-        return ModelCard(
-            name=name,
-            version=version,
-            kind=self.kind,
-            file=f"{name}.keras",
-            genres=tuple(genres),
-            sample_rate=self.sample_rate,
-            segment_s=round(PATCH_S, 4),
-            features=self.head_input.card_features(),
-            path=out_dir / f"{name}.json",
-            **extra,
-        )
+    def card_features(self) -> dict[str, Any]:
+        return self.head_input.card_features()
 
     def write(self, model: MusicnnHeadModel, card: ModelCard) -> ModelCard:
         """Save the head (Keras, and the LiteRT graph the bot serves) and its card, which also
         carries the model's tag calibration."""
         return write_head_model(model, card)
-
-    def can_train(self, genre: str) -> bool:
-        """Any label: this head learns its genres from the songs alone."""
-        return True
-
-    def tempered(self, model: Any, temperature: float) -> Any:
-        return model
-
-    def predict_held_out(
-        self, model: Any, key: str, audio: np.ndarray, max_segments: int
-    ) -> np.ndarray:
-        """(segments, genres) probabilities of `model` for the clip `key` heard as `audio`."""
-        return model.predict(audio, max_segments).probabilities

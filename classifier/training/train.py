@@ -14,7 +14,7 @@ from typing import Any
 from classifier.model import ModelCard
 
 from .datasets import GTZAN_SOURCE, artists_per_genre
-from .evaluate import Measurement, labelled_data, measure
+from .evaluate import Measurement, measured
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +37,18 @@ def run_training(
 ) -> tuple[ModelCard, Measurement | None]:
     """Measure the recipe on held-out songs, then fit it on every song of its genres (tempered
     as measured) and write model + card."""
-    labelled = labelled_data(
+    labelled, measurement = measured(
+        recipe,
         data_dirs,
-        recipe.sample_rate,
+        evaluate=evaluate,
+        splits_dir=splits_dir,
+        folds=folds,
         trainable=recipe.can_train,
         artists=artists,
         limit_per_genre=limit_per_genre,
     )
     clips, genres = labelled.clips, labelled.genres
     inside = [clip for clip, item in zip(clips, labelled.data, strict=True) if item.label >= 0]
-    measurement = None
-    if evaluate:
-        measurement = measure(
-            recipe,
-            clips,
-            labelled.data,
-            genres,
-            groups=labelled.groups,
-            splits_dir=splits_dir,
-            folds=folds,
-        )
     log.info("fitting the final model on all %d songs of its genres", len(inside))
     model = recipe.fit(labelled.inside, genres)
     if measurement is not None and measurement.calibration is not None:
