@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from classifier.aggregate import song_probabilities
 from classifier.genres import GTZAN_GENRES
 from classifier.model import GenreModel, ModelCard
 
@@ -468,6 +469,9 @@ class Measurement:
     by_source: Evaluation | None = None
     calibration: CalibrationChoice | None = None
     outside: OutsideSongs | None = None
+    # The model fitted on every song of the genres to answer those outside them (untempered;
+    # the last fit `measure` made): `scriabin train` ships it rather than fit it again.
+    fitted_on_all: GenreModel | None = field(default=None, repr=False, compare=False)
 
     @property
     def genres(self) -> tuple[str, ...]:
@@ -612,7 +616,7 @@ def _evaluation(
     segments: dict[str, list[np.ndarray]],
     **extra: Any,
 ) -> Evaluation:
-    songs = {v: np.array([_song(s) for s in rows]) for v, rows in segments.items()}
+    songs = {v: np.array([song_probabilities(s) for s in rows]) for v, rows in segments.items()}
     return Evaluation(
         protocol=plan.protocol,
         artist_disjoint=plan.artist_disjoint,
@@ -624,11 +628,6 @@ def _evaluation(
         segments={v: tuple(rows) for v, rows in segments.items()},
         **extra,
     )
-
-
-def _song(segments: np.ndarray) -> np.ndarray:
-    mean = segments.mean(axis=0)
-    return mean / mean.sum()
 
 
 def measure(
@@ -666,7 +665,7 @@ def measure(
             recipe, block, data_in, genres, sample_rate, variants=(FULL_BAND,)
         )
         block_labels = np.array([data_in[i].label for i in order])
-        predicted = np.array([_song(s).argmax() for s in block_segments[FULL_BAND]])
+        predicted = np.array([song_probabilities(s).argmax() for s in block_segments[FULL_BAND]])
         optimistic = (block.protocol, Accuracy(int(np.sum(predicted == block_labels)), len(order)))
     notes = plan.notes
     if sample_rate <= 16000:
@@ -700,9 +699,10 @@ def measure(
     held = by_source if by_source is not None else by_artist
     choice = choose_calibration(held) if recipe.calibrates else _fixed_calibration(held)
     outside_songs = None
+    fitted_on_all = None
     if outside:
         log.info("answering %d songs outside the genres with a model fitted on all", len(outside))
-        model = recipe.fit(data_in, genres)
+        model = fitted_on_all = recipe.fit(data_in, genres)
         answers = [
             segment_prediction(recipe, model, f"{data[i].key} {FULL_BAND}", data[i].audio)
             for i in outside
@@ -718,6 +718,7 @@ def measure(
         by_source=by_source.tempered(choice.temperature) if by_source is not None else None,
         calibration=choice,
         outside=outside_songs,
+        fitted_on_all=fitted_on_all,
     )
 
 

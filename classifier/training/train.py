@@ -49,8 +49,10 @@ def run_training(
     )
     clips, genres = labelled.clips, labelled.genres
     inside = [clip for clip, item in zip(clips, labelled.data, strict=True) if item.label >= 0]
-    log.info("fitting the final model on all %d songs of its genres", len(inside))
-    model = recipe.fit(labelled.inside, genres)
+    model = measurement.fitted_on_all if measurement is not None else None
+    if model is None:  # measuring fitted none on every song (no songs outside the genres)
+        log.info("fitting the final model on all %d songs of its genres", len(inside))
+        model = recipe.fit(labelled.inside, genres)
     if measurement is not None and measurement.calibration is not None:
         model = recipe.tempered(model, measurement.calibration.temperature)
     sources = Counter(clip.source for clip in inside)
